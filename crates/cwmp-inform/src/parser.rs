@@ -1,0 +1,819 @@
+//! The extraction state machine over quick-xml's borrowed events.
+//!
+//! Elements are matched by local name only; prefixes are never compared. A stack of
+//! small [`Ctx`] values says where in the envelope each open element sits, so one
+//! pass over the events is enough and nothing but the kept text is materialized.
+
+use std::borrow::Cow;
+
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesRef, BytesStart, Event as XmlEvent};
+use quick_xml::Reader;
+
+use crate::error::{bounded_name, Error};
+use crate::inform::{Event, Inform, Param, Warning};
+use crate::text::{is_xml_ws, trim, Charset, TextAcc};
+use crate::Options;
+
+/// SOAP 1.1 (what CWMP uses) and SOAP 1.2 envelope namespaces.
+const SOAP_ENVELOPE_NAMESPACES: &[&str] = &[
+    "http://schemas.xmlsoap.org/soap/envelope/",
+    "http://www.w3.org/2003/05/soap-envelope",
+];
+
+/// Where an open element sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ctx {
+    Envelope,
+    Header,
+    Body,
+    Inform,
+    DeviceId,
+    EventList,
+    EventStruct,
+    ParamList,
+    ParamStruct,
+    /// An element whose text is kept.
+    Field(Field),
+    /// Anything else: its content is read for well-formedness and otherwise ignored.
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Id,
+    HoldRequests,
+    NoMoreRequests,
+    SessionTimeout,
+    SupportedVersions,
+    Manufacturer,
+    Oui,
+    ProductClass,
+    SerialNumber,
+    EventCode,
+    CommandKey,
+    MaxEnvelopes,
+    CurrentTime,
+    RetryCount,
+    Name,
+    Value,
+}
+
+/// Schema order of Inform's children, to notice CPEs that send them shuffled.
+fn inform_child_rank(ctx: Ctx) -> Option<u8> {
+    match ctx {
+        Ctx::DeviceId => Some(0),
+        Ctx::EventList => Some(1),
+        Ctx::Field(Field::MaxEnvelopes) => Some(2),
+        Ctx::Field(Field::CurrentTime) => Some(3),
+        Ctx::Field(Field::RetryCount) => Some(4),
+        Ctx::ParamList => Some(5),
+        _ => None,
+    }
+}
+
+/// What `arrayType` said, checked against what was present when the array closes.
+#[derive(Debug, Default, Clone, Copy)]
+struct ArrayCount {
+    declared: Option<u64>,
+    present: u64,
+}
+
+/// Half-built parameter.
+#[derive(Debug, Default)]
+struct ParamDraft<'a> {
+    name: Option<Cow<'a, str>>,
+    value: Option<Cow<'a, str>>,
+    type_: Option<Cow<'a, str>>,
+}
+
+/// Half-built event struct: its codes wait for the command key, which may come after them.
+#[derive(Debug, Default)]
+struct EventDraft<'a> {
+    codes: Vec<Cow<'a, str>>,
+    command_key: Option<Cow<'a, str>>,
+}
+
+pub(crate) struct Parser<'a, 'o> {
+    /// The slice handed to quick-xml (input without BOM and leading white space).
+    doc: &'a [u8],
+    /// Offset of `doc` within the caller's input, added to every reported offset.
+    base: usize,
+    opts: &'o Options,
+    charset: Charset,
+    /// Charset fixed by a BOM or by the caller; the XML declaration may not change it.
+    charset_fixed: bool,
+    reader: Reader<&'a [u8]>,
+    stack: Vec<Ctx>,
+    /// Namespace declarations seen on the Inform element and its ancestors:
+    /// (depth, prefix, URI). Only those elements are scanned.
+    ns: Vec<(usize, &'a [u8], Cow<'a, str>)>,
+    root_seen: bool,
+    body_seen: bool,
+    inform_depth: Option<usize>,
+    inform_done: bool,
+    seen_device_id: bool,
+    seen_event_list: bool,
+    seen_param_list: bool,
+    last_rank: u8,
+    text: TextAcc<'a>,
+    events_count: ArrayCount,
+    params_count: ArrayCount,
+    event: EventDraft<'a>,
+    param: ParamDraft<'a>,
+    out: Inform<'a>,
+}
+
+impl<'a, 'o> Parser<'a, 'o> {
+    pub(crate) fn new(
+        doc: &'a [u8],
+        base: usize,
+        opts: &'o Options,
+        charset: Option<Charset>,
+    ) -> Self {
+        let mut reader = Reader::from_reader(doc);
+        let config = reader.config_mut();
+        config.check_end_names = true;
+        config.check_comments = false;
+        config.trim_text_start = false;
+        config.trim_text_end = false;
+        config.expand_empty_elements = false;
+        Parser {
+            doc,
+            base,
+            opts,
+            charset: charset.unwrap_or_default(),
+            charset_fixed: charset.is_some(),
+            reader,
+            stack: Vec::with_capacity(16),
+            ns: Vec::new(),
+            root_seen: false,
+            body_seen: false,
+            inform_depth: None,
+            inform_done: false,
+            seen_device_id: false,
+            seen_event_list: false,
+            seen_param_list: false,
+            last_rank: 0,
+            text: TextAcc::default(),
+            events_count: ArrayCount::default(),
+            params_count: ArrayCount::default(),
+            event: EventDraft::default(),
+            param: ParamDraft::default(),
+            out: Inform::default(),
+        }
+    }
+
+    fn malformed(&self, offset: u64, reason: impl Into<String>) -> Error {
+        Error::MalformedXml {
+            offset: self.base + offset as usize,
+            reason: reason.into(),
+        }
+    }
+
+    fn warn(&mut self, w: Warning) {
+        self.out.warnings.insert(w);
+    }
+
+    pub(crate) fn run(mut self) -> Result<Inform<'a>, Error> {
+        loop {
+            let start = self.reader.buffer_position();
+            let event = match self.reader.read_event() {
+                Ok(ev) => ev,
+                Err(e) => return Err(self.malformed(self.reader.error_position(), e.to_string())),
+            };
+            match event {
+                XmlEvent::Start(e) => {
+                    let ctx = self.open(&e, start)?;
+                    self.stack.push(ctx);
+                }
+                XmlEvent::Empty(e) => {
+                    let ctx = self.open(&e, start)?;
+                    self.close(ctx, start)?;
+                }
+                XmlEvent::End(_) => {
+                    // quick-xml has checked that the name matches the open element.
+                    let ctx = self
+                        .stack
+                        .pop()
+                        .ok_or_else(|| self.malformed(start, "end tag without start tag"))?;
+                    // Declarations go out of scope with the element that made them.
+                    while self.ns.last().is_some_and(|(d, ..)| *d > self.stack.len()) {
+                        self.ns.pop();
+                    }
+                    self.close(ctx, start)?;
+                }
+                XmlEvent::Text(t) => {
+                    let bytes: &'a [u8] = match t.into_inner() {
+                        Cow::Borrowed(b) => b,
+                        Cow::Owned(_) => return Err(self.malformed(start, "unexpected owned text")),
+                    };
+                    self.text_piece(bytes, start)?;
+                }
+                XmlEvent::CData(c) => {
+                    let bytes: &'a [u8] = match c.into_inner() {
+                        Cow::Borrowed(b) => b,
+                        Cow::Owned(_) => return Err(self.malformed(start, "unexpected owned CDATA")),
+                    };
+                    if self.stack.is_empty() {
+                        return Err(self.malformed(start, "CDATA outside the root element"));
+                    }
+                    self.text_piece(bytes, start)?;
+                }
+                XmlEvent::GeneralRef(r) => self.reference(&r, start)?,
+                XmlEvent::Decl(d) => {
+                    if self.root_seen {
+                        return Err(self.malformed(start, "XML declaration after the root element"));
+                    }
+                    if let Some(enc) = d.encoding() {
+                        let enc = enc.map_err(|e| self.malformed(start, e.to_string()))?;
+                        match Charset::from_label(&enc) {
+                            Some(cs) if !self.charset_fixed => self.charset = cs,
+                            Some(_) => {}
+                            None => {
+                                return Err(Error::UnsupportedEncoding {
+                                    offset: self.base + start as usize,
+                                    encoding: bounded_name(&enc),
+                                })
+                            }
+                        }
+                    }
+                }
+                XmlEvent::DocType(_) => {
+                    return Err(Error::DoctypeForbidden {
+                        offset: self.base + start as usize,
+                    })
+                }
+                XmlEvent::Comment(_) | XmlEvent::PI(_) => {}
+                XmlEvent::Eof => return self.finish(start),
+            }
+        }
+    }
+
+    fn finish(self, at: u64) -> Result<Inform<'a>, Error> {
+        if !self.stack.is_empty() {
+            return Err(self.malformed(
+                at,
+                format!(
+                    "unexpected end of input: {} element(s) not closed",
+                    self.stack.len()
+                ),
+            ));
+        }
+        if !self.root_seen {
+            return Err(self.malformed(at, "no root element"));
+        }
+        // Every path that ends the envelope without an Inform has already returned.
+        if !self.inform_done {
+            return Err(Error::NotSoap {
+                offset: self.base + at as usize,
+                reason: "no Inform".to_owned(),
+            });
+        }
+        Ok(self.out)
+    }
+
+    /// Decides what a new element is, reads the attributes it needs, checks limits.
+    fn open(&mut self, e: &BytesStart<'a>, at: u64) -> Result<Ctx, Error> {
+        let depth = self.stack.len() + 1;
+        if depth > self.opts.limits.max_depth {
+            return Err(Error::TooDeep {
+                offset: self.base + at as usize,
+                limit: self.opts.limits.max_depth,
+            });
+        }
+        let qname = e.name();
+        let local = qname.local_name();
+        let local = local.as_ref();
+        let Some(&parent) = self.stack.last() else {
+            if self.root_seen {
+                return Err(self.malformed(at, "more than one root element"));
+            }
+            self.root_seen = true;
+            if local != b"Envelope" {
+                return Err(Error::NotSoap {
+                    offset: self.base + at as usize,
+                    reason: format!("root element is {:?}, not Envelope", bounded_name(local)),
+                });
+            }
+            self.scan_namespaces(e, depth, at)?;
+            let prefix = qname.prefix().map_or(&b""[..], |p| p.into_inner());
+            match self.lookup_namespace(prefix) {
+                Some(uri) if SOAP_ENVELOPE_NAMESPACES.contains(&uri.as_ref()) => {}
+                Some(uri) => {
+                    return Err(Error::NotSoap {
+                        offset: self.base + at as usize,
+                        reason: format!(
+                            "Envelope is in namespace {:?}, not a SOAP envelope namespace",
+                            bounded_name(uri.as_bytes())
+                        ),
+                    })
+                }
+                None => {
+                    return Err(Error::NotSoap {
+                        offset: self.base + at as usize,
+                        reason: format!(
+                            "Envelope prefix {:?} is not bound to a namespace",
+                            bounded_name(prefix)
+                        ),
+                    })
+                }
+            }
+            return Ok(Ctx::Envelope);
+        };
+        let ctx = match parent {
+            Ctx::Envelope => match local {
+                b"Header" => {
+                    self.scan_namespaces(e, depth, at)?;
+                    Ctx::Header
+                }
+                b"Body" => {
+                    self.scan_namespaces(e, depth, at)?;
+                    self.body_seen = true;
+                    Ctx::Body
+                }
+                _ => Ctx::Skip,
+            },
+            Ctx::Header => match local {
+                b"ID" => Ctx::Field(Field::Id),
+                b"HoldRequests" | b"HoldRequest" => Ctx::Field(Field::HoldRequests),
+                b"NoMoreRequests" => Ctx::Field(Field::NoMoreRequests),
+                b"SessionTimeout" => Ctx::Field(Field::SessionTimeout),
+                b"SupportedCWMPVersions" => Ctx::Field(Field::SupportedVersions),
+                _ => Ctx::Skip,
+            },
+            Ctx::Body => {
+                if self.inform_depth.is_some() {
+                    // Whatever follows the Inform in the same body is not ours.
+                    self.warn(Warning::UnknownElement);
+                    Ctx::Skip
+                } else if local == b"Inform" {
+                    self.scan_namespaces(e, depth, at)?;
+                    let prefix = qname.prefix().map_or(&b""[..], |p| p.into_inner());
+                    self.out.namespace = self.lookup_namespace(prefix);
+                    self.inform_depth = Some(depth);
+                    Ctx::Inform
+                } else {
+                    return Err(Error::NotInform {
+                        offset: self.base + at as usize,
+                        rpc: bounded_name(local),
+                    });
+                }
+            }
+            Ctx::Inform => {
+                let ctx = match local {
+                    b"DeviceId" => self.once(Ctx::DeviceId),
+                    b"Event" => self.once(Ctx::EventList),
+                    b"MaxEnvelopes" => Ctx::Field(Field::MaxEnvelopes),
+                    b"CurrentTime" => Ctx::Field(Field::CurrentTime),
+                    b"RetryCount" => Ctx::Field(Field::RetryCount),
+                    b"ParameterList" => self.once(Ctx::ParamList),
+                    _ => {
+                        self.warn(Warning::UnknownElement);
+                        Ctx::Skip
+                    }
+                };
+                if let Some(rank) = inform_child_rank(ctx) {
+                    if rank < self.last_rank {
+                        self.warn(Warning::UnknownChildrenOrder);
+                    }
+                    self.last_rank = rank;
+                }
+                ctx
+            }
+            Ctx::DeviceId => match local {
+                b"Manufacturer" => Ctx::Field(Field::Manufacturer),
+                b"OUI" => Ctx::Field(Field::Oui),
+                b"ProductClass" => Ctx::Field(Field::ProductClass),
+                b"SerialNumber" => Ctx::Field(Field::SerialNumber),
+                _ => self.unknown(),
+            },
+            Ctx::EventList => match local {
+                b"EventStruct" => Ctx::EventStruct,
+                _ => self.unknown(),
+            },
+            Ctx::EventStruct => match local {
+                b"EventCode" => Ctx::Field(Field::EventCode),
+                b"CommandKey" => Ctx::Field(Field::CommandKey),
+                _ => self.unknown(),
+            },
+            Ctx::ParamList => match local {
+                b"ParameterValueStruct" => Ctx::ParamStruct,
+                _ => self.unknown(),
+            },
+            Ctx::ParamStruct => match local {
+                b"Name" => Ctx::Field(Field::Name),
+                b"Value" => Ctx::Field(Field::Value),
+                _ => self.unknown(),
+            },
+            Ctx::Field(_) => self.unknown(),
+            Ctx::Skip => Ctx::Skip,
+        };
+        match ctx {
+            Ctx::Field(Field::Value) => {
+                self.text.clear();
+                self.param.type_ = self.attribute(e, b"type", at)?;
+            }
+            Ctx::Field(_) => self.text.clear(),
+            Ctx::EventList => {
+                self.events_count = ArrayCount {
+                    declared: self.array_count(e, at)?,
+                    present: 0,
+                };
+            }
+            Ctx::ParamList => {
+                self.params_count = ArrayCount {
+                    declared: self.array_count(e, at)?,
+                    present: 0,
+                };
+                let hint = self.params_count.declared.unwrap_or(0);
+                let room = self.opts.limits.max_params.saturating_sub(self.out.params.len());
+                self.out.params.reserve(usize::try_from(hint).unwrap_or(0).min(room).min(256));
+            }
+            Ctx::EventStruct => {
+                self.event.codes.clear();
+                self.event.command_key = None;
+            }
+            Ctx::ParamStruct => self.param = ParamDraft::default(),
+            _ => {}
+        }
+        Ok(ctx)
+    }
+
+    fn unknown(&mut self) -> Ctx {
+        self.warn(Warning::UnknownElement);
+        Ctx::Skip
+    }
+
+    /// Marks a once-only child of Inform as seen, warning when it repeats.
+    fn once(&mut self, ctx: Ctx) -> Ctx {
+        let seen = match ctx {
+            Ctx::DeviceId => &mut self.seen_device_id,
+            Ctx::EventList => &mut self.seen_event_list,
+            Ctx::ParamList => &mut self.seen_param_list,
+            _ => return ctx,
+        };
+        let repeated = std::mem::replace(seen, true);
+        if repeated {
+            self.warn(Warning::DuplicateElement);
+        }
+        ctx
+    }
+
+    /// Finishes an element: stores its text, or completes the struct it closes.
+    fn close(&mut self, ctx: Ctx, at: u64) -> Result<(), Error> {
+        match ctx {
+            Ctx::Field(field) => self.store_field(field, at),
+            Ctx::EventStruct => self.close_event_struct(at),
+            Ctx::ParamStruct => self.close_param_struct(at),
+            Ctx::EventList => {
+                self.check_array(self.events_count);
+                Ok(())
+            }
+            Ctx::ParamList => {
+                self.check_array(self.params_count);
+                Ok(())
+            }
+            Ctx::Inform => self.close_inform(at),
+            Ctx::Body if self.inform_depth.is_none() => Err(Error::NotInform {
+                offset: self.base + at as usize,
+                rpc: String::new(),
+            }),
+            Ctx::Envelope if !self.body_seen => Err(Error::NotSoap {
+                offset: self.base + at as usize,
+                reason: "Envelope without Body".to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn store_field(&mut self, field: Field, at: u64) -> Result<(), Error> {
+        let raw = self.text.take();
+        if field == Field::Value {
+            if self.param.value.is_some() {
+                self.warn(Warning::DuplicateElement);
+            }
+            self.param.value = Some(raw);
+            return Ok(());
+        }
+        let text = trim(raw);
+        let out = &mut self.out;
+        let mut duplicate = false;
+        let mut set = |slot: &mut Option<Cow<'a, str>>, text: Cow<'a, str>| {
+            duplicate |= slot.replace(text).is_some();
+        };
+        match field {
+            Field::Id => set(&mut out.header.id, text),
+            Field::SupportedVersions => set(&mut out.header.supported_cwmp_versions, text),
+            Field::CurrentTime => set(&mut out.current_time, text),
+            Field::HoldRequests => out.header.hold_requests = parse_bool(&text, &mut out.warnings),
+            Field::NoMoreRequests => {
+                out.header.no_more_requests = parse_bool(&text, &mut out.warnings)
+            }
+            Field::SessionTimeout => {
+                out.header.session_timeout = Some(parse_u32(&text, &mut out.warnings))
+            }
+            Field::MaxEnvelopes => out.max_envelopes = parse_u32(&text, &mut out.warnings),
+            Field::RetryCount => out.retry_count = parse_u32(&text, &mut out.warnings),
+            Field::Manufacturer => out.device_id.manufacturer = text,
+            Field::Oui => out.device_id.oui = text,
+            Field::ProductClass => out.device_id.product_class = text,
+            Field::SerialNumber => out.device_id.serial_number = text,
+            Field::EventCode => {
+                if text.is_empty() {
+                    self.out.warnings.insert(Warning::MissingEventCode);
+                } else {
+                    if self.out.events.len() + self.event.codes.len() >= self.opts.limits.max_events
+                    {
+                        return Err(Error::TooManyEvents {
+                            offset: self.base + at as usize,
+                            limit: self.opts.limits.max_events,
+                        });
+                    }
+                    self.event.codes.push(text);
+                }
+            }
+            Field::CommandKey => set(&mut self.event.command_key, text),
+            Field::Name => set(&mut self.param.name, text),
+            Field::Value => {}
+        }
+        if duplicate {
+            self.warn(Warning::DuplicateElement);
+        }
+        Ok(())
+    }
+
+    fn close_event_struct(&mut self, _at: u64) -> Result<(), Error> {
+        self.events_count.present += 1;
+        let command_key = self.event.command_key.take().unwrap_or(Cow::Borrowed(""));
+        match self.event.codes.len() {
+            0 => self.warn(Warning::MissingEventCode),
+            1 => {}
+            _ => self.warn(Warning::MultipleEventCodes),
+        }
+        for code in self.event.codes.drain(..) {
+            self.out.events.push(Event {
+                code,
+                command_key: command_key.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn close_param_struct(&mut self, at: u64) -> Result<(), Error> {
+        self.params_count.present += 1;
+        let draft = std::mem::take(&mut self.param);
+        let name = match draft.name {
+            Some(name) if !name.is_empty() => name,
+            _ => {
+                self.warn(Warning::MissingParamName);
+                return Ok(());
+            }
+        };
+        if self.out.params.len() >= self.opts.limits.max_params {
+            return Err(Error::TooManyParams {
+                offset: self.base + at as usize,
+                limit: self.opts.limits.max_params,
+            });
+        }
+        let value = match draft.value {
+            Some(v) => v,
+            None => {
+                self.warn(Warning::MissingValue);
+                Cow::Borrowed("")
+            }
+        };
+        self.out.params.push(Param {
+            name,
+            value,
+            type_: draft.type_,
+        });
+        Ok(())
+    }
+
+    fn check_array(&mut self, count: ArrayCount) {
+        if let Some(declared) = count.declared {
+            if declared != count.present {
+                self.warn(Warning::ArrayTypeMismatch);
+            }
+        }
+    }
+
+    fn close_inform(&mut self, at: u64) -> Result<(), Error> {
+        let offset = self.base + at as usize;
+        if !self.seen_device_id {
+            return Err(Error::MissingDeviceId {
+                offset,
+                field: "DeviceId",
+            });
+        }
+        if self.out.device_id.oui.is_empty() {
+            return Err(Error::MissingDeviceId { offset, field: "OUI" });
+        }
+        if self.out.device_id.serial_number.is_empty() {
+            return Err(Error::MissingDeviceId {
+                offset,
+                field: "SerialNumber",
+            });
+        }
+        if !self.seen_event_list {
+            self.warn(Warning::MissingEventList);
+        }
+        if !self.seen_param_list {
+            self.warn(Warning::MissingParameterList);
+        }
+        if has_duplicate_names(&self.out.params) {
+            self.warn(Warning::DuplicateParam);
+        }
+        self.inform_done = true;
+        Ok(())
+    }
+
+    /// Adds a run of character data to the open field, or checks that text outside
+    /// the root element is only white space.
+    fn text_piece(&mut self, bytes: &'a [u8], at: u64) -> Result<(), Error> {
+        match self.stack.last() {
+            None => {
+                if bytes.iter().all(|&b| is_xml_ws(b)) {
+                    Ok(())
+                } else {
+                    Err(self.malformed(at, "text outside the root element"))
+                }
+            }
+            Some(Ctx::Field(_)) => {
+                if self.text.push_bytes(bytes, self.charset) {
+                    self.warn(Warning::InvalidUtf8);
+                }
+                if self.charset != Charset::Utf8 && !bytes.is_ascii() {
+                    self.warn(Warning::Transcoded);
+                }
+                Ok(())
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Resolves `&name;` / `&#N;`. Only the five predefined entities exist: with no
+    /// DTD allowed, any other name is an error wherever it appears.
+    fn reference(&mut self, r: &BytesRef<'a>, at: u64) -> Result<(), Error> {
+        if self.stack.is_empty() {
+            return Err(self.malformed(at, "reference outside the root element"));
+        }
+        let in_field = matches!(self.stack.last(), Some(Ctx::Field(_)));
+        if r.is_char_ref() {
+            match r.resolve_char_ref() {
+                Ok(Some(c)) => {
+                    if in_field {
+                        self.text.push_char(c);
+                    }
+                    Ok(())
+                }
+                Ok(None) | Err(_) => Err(self.malformed(
+                    at,
+                    format!("invalid character reference &{};", bounded_name(r)),
+                )),
+            }
+        } else {
+            let name = std::str::from_utf8(r).unwrap_or("");
+            match quick_xml::escape::resolve_predefined_entity(name) {
+                Some(s) => {
+                    if in_field {
+                        self.text.push_str(s);
+                    }
+                    Ok(())
+                }
+                None => Err(self.malformed(at, format!("unknown entity &{};", bounded_name(r)))),
+            }
+        }
+    }
+
+    /// Records `xmlns` / `xmlns:p` declarations of an element on the Inform's path.
+    fn scan_namespaces(&mut self, e: &BytesStart<'a>, depth: usize, at: u64) -> Result<(), Error> {
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| self.malformed(at, err.to_string()))?;
+            let key = attr.key.as_ref();
+            let prefix: &[u8] = if key == b"xmlns" {
+                b""
+            } else if let Some(p) = key.strip_prefix(b"xmlns:") {
+                p
+            } else {
+                continue;
+            };
+            let Some(prefix) = reborrow(self.doc, prefix) else {
+                continue;
+            };
+            let uri = self.attr_value(&attr, at)?;
+            self.ns.push((depth, prefix, uri));
+        }
+        Ok(())
+    }
+
+    fn lookup_namespace(&self, prefix: &[u8]) -> Option<Cow<'a, str>> {
+        self.ns
+            .iter()
+            .rev()
+            .find(|(_, p, _)| *p == prefix)
+            .and_then(|(_, _, uri)| (!uri.is_empty()).then(|| uri.clone()))
+    }
+
+    /// The value of the first attribute with this local name, decoded and unescaped.
+    fn attribute(
+        &mut self,
+        e: &BytesStart<'a>,
+        local: &[u8],
+        at: u64,
+    ) -> Result<Option<Cow<'a, str>>, Error> {
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| self.malformed(at, err.to_string()))?;
+            if attr.key.local_name().as_ref() == local {
+                return self.attr_value(&attr, at).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn attr_value(&mut self, attr: &Attribute<'_>, at: u64) -> Result<Cow<'a, str>, Error> {
+        let (text, invalid) = match reborrow(self.doc, &attr.value) {
+            Some(bytes) => self.charset.decode(bytes),
+            None => {
+                let (t, invalid) = self.charset.decode(&attr.value);
+                (Cow::Owned(t.into_owned()), invalid)
+            }
+        };
+        if invalid {
+            self.warn(Warning::InvalidUtf8);
+        }
+        if memchr::memchr(b'&', text.as_bytes()).is_none() {
+            return Ok(text);
+        }
+        match quick_xml::escape::unescape(&text) {
+            Ok(u) => Ok(Cow::Owned(u.into_owned())),
+            Err(err) => Err(self.malformed(at, format!("in attribute value: {err}"))),
+        }
+    }
+
+    /// Reads the count of an `arrayType="cwmp:EventStruct[N]"` attribute.
+    fn array_count(&mut self, e: &BytesStart<'a>, at: u64) -> Result<Option<u64>, Error> {
+        let Some(value) = self.attribute(e, b"arrayType", at)? else {
+            self.warn(Warning::MissingArrayType);
+            return Ok(None);
+        };
+        let count = value
+            .trim()
+            .strip_suffix(']')
+            .and_then(|v| v.rsplit_once('['))
+            .map(|(_, digits)| digits.trim())
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .map(|d| match d.trim_start_matches('0') {
+                "" => 0,
+                n => n.parse::<u64>().unwrap_or(u64::MAX),
+            });
+        match count {
+            Some(n) => Ok(Some(n)),
+            None => {
+                self.warn(Warning::InvalidArrayType);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Gives back `part` as a sub-slice of `doc` with `doc`'s lifetime, when `part`
+/// lies inside `doc` (quick-xml hands out attribute values with a shorter lifetime).
+fn reborrow<'a>(doc: &'a [u8], part: &[u8]) -> Option<&'a [u8]> {
+    let start = (part.as_ptr() as usize).checked_sub(doc.as_ptr() as usize)?;
+    doc.get(start..start.checked_add(part.len())?)
+}
+
+fn parse_u32(text: &str, warnings: &mut crate::Warnings) -> Option<u32> {
+    match text.parse::<u32>() {
+        Ok(n) if !text.starts_with('+') => Some(n),
+        _ => {
+            warnings.insert(Warning::InvalidNumber);
+            None
+        }
+    }
+}
+
+fn parse_bool(text: &str, warnings: &mut crate::Warnings) -> Option<bool> {
+    match text {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => {
+            warnings.insert(Warning::InvalidNumber);
+            None
+        }
+    }
+}
+
+fn has_duplicate_names(params: &[Param<'_>]) -> bool {
+    if params.len() <= 32 {
+        return params
+            .iter()
+            .enumerate()
+            .any(|(i, p)| params[..i].iter().any(|q| q.name == p.name));
+    }
+    let mut names: Vec<&str> = params.iter().map(|p| p.name.as_ref()).collect();
+    names.sort_unstable();
+    names.windows(2).any(|w| w[0] == w[1])
+}
