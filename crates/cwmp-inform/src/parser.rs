@@ -692,14 +692,14 @@ impl<'a, 'o> Parser<'a, 'o> {
         for attr in e.attributes() {
             let attr = attr.map_err(|err| self.malformed(at, err.to_string()))?;
             let key = attr.key.as_ref();
-            let prefix: &[u8] = if key == b"xmlns" {
+            let prefix: &'a [u8] = if key == b"xmlns" {
                 b""
             } else if let Some(p) = key.strip_prefix(b"xmlns:") {
-                p
+                match reborrow(self.doc, p) {
+                    Some(p) => p,
+                    None => continue,
+                }
             } else {
-                continue;
-            };
-            let Some(prefix) = reborrow(self.doc, prefix) else {
                 continue;
             };
             let uri = self.attr_value(&attr, at)?;

@@ -400,7 +400,33 @@ impl std::error::Error for RecordError {
 
 #[cfg(test)]
 mod tests {
-    use super::cwmp_version;
+    use super::*;
+
+    #[test]
+    fn fields_serialize_in_contract_order() {
+        let body = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><c:Inform xmlns:c="urn:dslforum-org:cwmp-1-0"><DeviceId><OUI>1</OUI><SerialNumber>2</SerialNumber></DeviceId></c:Inform></s:Body></s:Envelope>"#;
+        let inform = cwmp_inform::extract(body, &Default::default()).expect("inform");
+        let meta = Meta {
+            source: Source::kafka("t", 3, 991),
+            ..Meta::default()
+        };
+        let json = String::from_utf8(EventRecord::from_inform(inform, meta).to_json().expect("json"))
+            .expect("utf8");
+        let order = [
+            "\"schema\"", "\"device_id\"", "\"device\"", "\"manufacturer\"", "\"oui\"",
+            "\"product_class\"", "\"serial_number\"", "\"events\"", "\"cwmp\"", "\"namespace\"",
+            "\"version\"", "\"session_id\"", "\"session_timeout\"", "\"supported_versions\"",
+            "\"max_envelopes\"", "\"retry_count\"", "\"current_time\"", "\"cpe_time_ms\"",
+            "\"received_at_ms\"", "\"acs\"", "\"remote_addr\"", "\"root\"", "\"params\"",
+            "\"warnings\"", "\"source\"", "\"topic\"", "\"partition\"", "\"offset\"",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|k| json.find(k).unwrap_or_else(|| panic!("{k} missing in {json}")))
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert!(json.ends_with(r#""source":{"topic":"t","partition":3,"offset":991}}"#), "{json}");
+    }
 
     #[test]
     fn version_rule() {
