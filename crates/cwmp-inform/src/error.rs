@@ -206,10 +206,16 @@ impl fmt::Display for Error {
                 write!(f, "unsupported encoding {encoding:?} at byte {offset}")
             }
             Error::DoctypeForbidden { offset } => {
-                write!(f, "document type declaration at byte {offset} is not allowed")
+                write!(
+                    f,
+                    "document type declaration at byte {offset} is not allowed"
+                )
             }
             Error::TooLarge { size, limit } => {
-                write!(f, "message of {size} bytes exceeds the limit of {limit} bytes")
+                write!(
+                    f,
+                    "message of {size} bytes exceeds the limit of {limit} bytes"
+                )
             }
             Error::TooDeep { offset, limit } => {
                 write!(f, "element nesting deeper than {limit} at byte {offset}")

@@ -206,13 +206,18 @@ impl Warnings {
 
     /// The warnings in a fixed order (declaration order of [`Warning`]).
     pub fn iter(self) -> impl Iterator<Item = Warning> {
-        Warning::ALL.iter().copied().filter(move |w| self.contains(*w))
+        Warning::ALL
+            .iter()
+            .copied()
+            .filter(move |w| self.contains(*w))
     }
 }
 
 impl fmt::Debug for Warnings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter().map(Warning::as_str)).finish()
+        f.debug_set()
+            .entries(self.iter().map(Warning::as_str))
+            .finish()
     }
 }
 

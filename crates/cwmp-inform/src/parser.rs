@@ -213,7 +213,9 @@ impl<'a, 'o> Parser<'a, 'o> {
                 XmlEvent::CData(c) => {
                     let bytes: &'a [u8] = match c.into_inner() {
                         Cow::Borrowed(b) => b,
-                        Cow::Owned(_) => return Err(self.malformed(start, "unexpected owned CDATA")),
+                        Cow::Owned(_) => {
+                            return Err(self.malformed(start, "unexpected owned CDATA"))
+                        }
                     };
                     if self.stack.is_empty() {
                         return Err(self.malformed(start, "CDATA outside the root element"));
@@ -427,8 +429,14 @@ impl<'a, 'o> Parser<'a, 'o> {
                     present: 0,
                 };
                 let hint = self.params_count.declared.unwrap_or(0);
-                let room = self.opts.limits.max_params.saturating_sub(self.out.params.len());
-                self.out.params.reserve(usize::try_from(hint).unwrap_or(0).min(room).min(256));
+                let room = self
+                    .opts
+                    .limits
+                    .max_params
+                    .saturating_sub(self.out.params.len());
+                self.out
+                    .params
+                    .reserve(usize::try_from(hint).unwrap_or(0).min(room).min(256));
             }
             Ctx::EventStruct => {
                 self.event.codes.clear();
@@ -608,7 +616,10 @@ impl<'a, 'o> Parser<'a, 'o> {
             });
         }
         if self.out.device_id.oui.is_empty() {
-            return Err(Error::MissingDeviceId { offset, field: "OUI" });
+            return Err(Error::MissingDeviceId {
+                offset,
+                field: "OUI",
+            });
         }
         if self.out.device_id.serial_number.is_empty() {
             return Err(Error::MissingDeviceId {

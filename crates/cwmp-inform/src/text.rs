@@ -52,7 +52,10 @@ impl Charset {
         match self {
             Charset::Utf8 => match std::str::from_utf8(bytes) {
                 Ok(s) => (Cow::Borrowed(s), false),
-                Err(_) => (Cow::Owned(String::from_utf8_lossy(bytes).into_owned()), true),
+                Err(_) => (
+                    Cow::Owned(String::from_utf8_lossy(bytes).into_owned()),
+                    true,
+                ),
             },
             Charset::Latin1 | Charset::Windows1252 => {
                 if bytes.is_ascii() {
@@ -92,8 +95,14 @@ pub(crate) fn is_xml_ws(b: u8) -> bool {
 }
 
 pub(crate) fn trim_ascii_ws(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| !is_xml_ws(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|&b| !is_xml_ws(b)).map_or(start, |p| p + 1);
+    let start = bytes
+        .iter()
+        .position(|&b| !is_xml_ws(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_xml_ws(b))
+        .map_or(start, |p| p + 1);
     &bytes[start..end]
 }
 
@@ -180,8 +189,14 @@ mod tests {
     #[test]
     fn labels() {
         assert_eq!(Charset::from_label(b"UTF-8"), Some(Charset::Utf8));
-        assert_eq!(Charset::from_label(b" \"iso-8859-1\" "), Some(Charset::Latin1));
-        assert_eq!(Charset::from_label(b"Windows-1252"), Some(Charset::Windows1252));
+        assert_eq!(
+            Charset::from_label(b" \"iso-8859-1\" "),
+            Some(Charset::Latin1)
+        );
+        assert_eq!(
+            Charset::from_label(b"Windows-1252"),
+            Some(Charset::Windows1252)
+        );
         assert_eq!(Charset::from_label(b"UTF-16"), None);
     }
 
@@ -191,7 +206,10 @@ mod tests {
         assert_eq!((s.as_ref(), bad), ("café", false));
         let (s, _) = Charset::Windows1252.decode(b"\x80 \x9f");
         assert_eq!(s, "€ Ÿ");
-        assert!(matches!(Charset::Latin1.decode(b"plain").0, Cow::Borrowed("plain")));
+        assert!(matches!(
+            Charset::Latin1.decode(b"plain").0,
+            Cow::Borrowed("plain")
+        ));
     }
 
     #[test]

@@ -39,12 +39,18 @@ mod tests {
 
     #[test]
     fn genieacs_golden_ids() {
-        assert_eq!(device_id("005018", "AX-1122", "00501867E867"), "005018-AX%2D1122-00501867E867");
+        assert_eq!(
+            device_id("005018", "AX-1122", "00501867E867"),
+            "005018-AX%2D1122-00501867E867"
+        );
         assert_eq!(
             device_id("000FB7", "Cavium eNB", "10.18.104.79"),
             "000FB7-Cavium%20eNB-10%2E18%2E104%2E79"
         );
-        assert_eq!(device_id("202BC1", "", "8KA8WA1151100043"), "202BC1-8KA8WA1151100043");
+        assert_eq!(
+            device_id("202BC1", "", "8KA8WA1151100043"),
+            "202BC1-8KA8WA1151100043"
+        );
         assert_eq!(device_id("00D09E", "a\tb", "1"), "00D09E-a%9b-1");
         assert_eq!(device_id("00D09E", "é", "ü"), "00D09E-%C3%A9-%C3%BC");
         assert_eq!(device_id("a_b", "x", "y"), "a_b-x-y");

@@ -158,9 +158,15 @@ mod tests {
             ("7 TRANSFER COMPLETE", TransferComplete),
             ("8 DIAGNOSTICS COMPLETE", DiagnosticsComplete),
             ("9 REQUEST DOWNLOAD", RequestDownload),
-            ("10 AUTONOMOUS TRANSFER COMPLETE", AutonomousTransferComplete),
+            (
+                "10 AUTONOMOUS TRANSFER COMPLETE",
+                AutonomousTransferComplete,
+            ),
             ("11 DU STATE CHANGE COMPLETE", DuStateChangeComplete),
-            ("12 AUTONOMOUS DU STATE CHANGE COMPLETE", AutonomousDuStateChangeComplete),
+            (
+                "12 AUTONOMOUS DU STATE CHANGE COMPLETE",
+                AutonomousDuStateChangeComplete,
+            ),
             ("13 WAKEUP", Wakeup),
             ("14 HEARTBEAT", Heartbeat),
             ("15 FUTURE", Unknown),

@@ -410,22 +410,54 @@ mod tests {
             source: Source::kafka("t", 3, 991),
             ..Meta::default()
         };
-        let json = String::from_utf8(EventRecord::from_inform(inform, meta).to_json().expect("json"))
-            .expect("utf8");
+        let json = String::from_utf8(
+            EventRecord::from_inform(inform, meta)
+                .to_json()
+                .expect("json"),
+        )
+        .expect("utf8");
         let order = [
-            "\"schema\"", "\"device_id\"", "\"device\"", "\"manufacturer\"", "\"oui\"",
-            "\"product_class\"", "\"serial_number\"", "\"events\"", "\"cwmp\"", "\"namespace\"",
-            "\"version\"", "\"session_id\"", "\"session_timeout\"", "\"supported_versions\"",
-            "\"max_envelopes\"", "\"retry_count\"", "\"current_time\"", "\"cpe_time_ms\"",
-            "\"received_at_ms\"", "\"acs\"", "\"remote_addr\"", "\"root\"", "\"params\"",
-            "\"warnings\"", "\"source\"", "\"topic\"", "\"partition\"", "\"offset\"",
+            "\"schema\"",
+            "\"device_id\"",
+            "\"device\"",
+            "\"manufacturer\"",
+            "\"oui\"",
+            "\"product_class\"",
+            "\"serial_number\"",
+            "\"events\"",
+            "\"cwmp\"",
+            "\"namespace\"",
+            "\"version\"",
+            "\"session_id\"",
+            "\"session_timeout\"",
+            "\"supported_versions\"",
+            "\"max_envelopes\"",
+            "\"retry_count\"",
+            "\"current_time\"",
+            "\"cpe_time_ms\"",
+            "\"received_at_ms\"",
+            "\"acs\"",
+            "\"remote_addr\"",
+            "\"root\"",
+            "\"params\"",
+            "\"warnings\"",
+            "\"source\"",
+            "\"topic\"",
+            "\"partition\"",
+            "\"offset\"",
         ];
         let positions: Vec<usize> = order
             .iter()
-            .map(|k| json.find(k).unwrap_or_else(|| panic!("{k} missing in {json}")))
+            .map(|k| {
+                json.find(k)
+                    .unwrap_or_else(|| panic!("{k} missing in {json}"))
+            })
             .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
-        assert!(json.ends_with(r#""source":{"topic":"t","partition":3,"offset":991}}"#), "{json}");
+        assert!(
+            json.ends_with(r#""source":{"topic":"t","partition":3,"offset":991}}"#),
+            "{json}"
+        );
     }
 
     #[test]

@@ -69,12 +69,20 @@ fn parse(b: &[u8], rfc3339: bool) -> Option<i64> {
     let mut at = 19;
     let mut millis = 0;
     if b.get(at) == Some(&b'.') {
-        let frac = b[at + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let frac = b[at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
         if frac == 0 {
             return None;
         }
         for i in 0..3 {
-            millis = millis * 10 + if i < frac { i64::from(b[at + 1 + i] - b'0') } else { 0 };
+            millis = millis * 10
+                + if i < frac {
+                    i64::from(b[at + 1 + i] - b'0')
+                } else {
+                    0
+                };
         }
         at += 1 + frac;
     }
@@ -155,15 +163,27 @@ mod tests {
 
     #[test]
     fn rfc3339_requires_a_zone() {
-        assert_eq!(parse_rfc3339_ms("2025-11-24T16:00:00Z"), Some(1_764_000_000_000));
-        assert_eq!(parse_rfc3339_ms("2025-11-24 17:00:00+01:00"), Some(1_764_000_000_000));
+        assert_eq!(
+            parse_rfc3339_ms("2025-11-24T16:00:00Z"),
+            Some(1_764_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2025-11-24 17:00:00+01:00"),
+            Some(1_764_000_000_000)
+        );
         assert_eq!(parse_rfc3339_ms("2025-11-24T16:00:00"), None);
     }
 
     #[test]
     fn epoch_and_far_dates() {
         assert_eq!(parse_xsd_datetime_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_xsd_datetime_ms("0000-03-01T00:00:00Z"), Some(-62_162_035_200_000));
-        assert_eq!(parse_xsd_datetime_ms("9999-12-31T23:59:59.999Z"), Some(253_402_300_799_999));
+        assert_eq!(
+            parse_xsd_datetime_ms("0000-03-01T00:00:00Z"),
+            Some(-62_162_035_200_000)
+        );
+        assert_eq!(
+            parse_xsd_datetime_ms("9999-12-31T23:59:59.999Z"),
+            Some(253_402_300_799_999)
+        );
     }
 }

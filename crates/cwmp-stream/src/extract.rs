@@ -61,7 +61,7 @@ impl<W: Write> Printer<W> {
             Ok(record) => {
                 record
                     .write_json(&mut self.line)
-                    .map_err(|e| io::Error::new(io::ErrorKind::Other, e.to_string()))?;
+                    .map_err(|e| io::Error::other(e.to_string()))?;
                 self.tally.records += 1;
             }
             Err(err) => {
@@ -77,10 +77,20 @@ impl<W: Write> Printer<W> {
         self.error_raw(source, err.kind(), err.to_string(), err.offset())
     }
 
-    fn error_raw(&mut self, source: &Source<'_>, kind: &str, message: String, offset: usize) -> io::Result<()> {
+    fn error_raw(
+        &mut self,
+        source: &Source<'_>,
+        kind: &str,
+        message: String,
+        offset: usize,
+    ) -> io::Result<()> {
         let line = ErrorLine {
             source,
-            error: ErrorBody { kind, message, offset },
+            error: ErrorBody {
+                kind,
+                message,
+                offset,
+            },
         };
         serde_json::to_writer(&mut self.line, &line).map_err(io::Error::other)
     }
@@ -158,13 +168,21 @@ pub fn extract_paths<W: Write>(paths: &[PathBuf], options: &Options, out: W) -> 
 /// Longest envelope line read: the body limit with every byte escaped as `\u00XX`,
 /// plus room for the other fields.
 fn max_line_bytes(options: &Options) -> usize {
-    options.limits.max_message_bytes.saturating_mul(6).saturating_add(64 * 1024)
+    options
+        .limits
+        .max_message_bytes
+        .saturating_mul(6)
+        .saturating_add(64 * 1024)
 }
 
 /// Reads one line of at most `max` bytes into `buf` (without the newline).
 /// Returns `None` at end of input, `Some(false)` when the line was too long (the rest
 /// of it is skipped without being kept).
-fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
+fn read_line_bounded<R: BufRead>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<bool>> {
     buf.clear();
     let mut fits = true;
     let mut any = false;
@@ -294,20 +312,44 @@ mod tests {
     #[test]
     fn tally_exit_codes() {
         assert_eq!(Tally::default().exit_code(), 0);
-        assert_eq!(Tally { rejected: 1, ..Tally::default() }.exit_code(), 1);
-        assert_eq!(Tally { rejected: 1, io_errors: 1, ..Tally::default() }.exit_code(), 2);
+        assert_eq!(
+            Tally {
+                rejected: 1,
+                ..Tally::default()
+            }
+            .exit_code(),
+            1
+        );
+        assert_eq!(
+            Tally {
+                rejected: 1,
+                io_errors: 1,
+                ..Tally::default()
+            }
+            .exit_code(),
+            2
+        );
     }
 
     #[test]
     fn envelope_lines_in_order() {
         let input = b"{\"body\":\"<x/>\"}\n\n   \nnot json\n";
         let mut out = Vec::new();
-        let tally = extract_envelope_lines(&input[..], "f", &Options::default(), &mut out).expect("run");
+        let tally =
+            extract_envelope_lines(&input[..], "f", &Options::default(), &mut out).expect("run");
         let text = String::from_utf8(out).expect("utf8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert!(lines[0].contains(r#""line":1"#) && lines[0].contains("not_soap"), "{}", lines[0]);
-        assert!(lines[1].contains(r#""line":4"#) && lines[1].contains("not_xml"), "{}", lines[1]);
+        assert!(
+            lines[0].contains(r#""line":1"#) && lines[0].contains("not_soap"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains(r#""line":4"#) && lines[1].contains("not_xml"),
+            "{}",
+            lines[1]
+        );
         assert_eq!(tally.rejected, 2);
     }
 }

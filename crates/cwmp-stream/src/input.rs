@@ -123,7 +123,10 @@ pub fn to_record<'a>(
             Some(ReceivedAt::Text(t)) => {
                 Some(parse_received_at(t).ok_or_else(|| InputError::Envelope {
                     offset: 0,
-                    reason: format!("received_at {:?} is neither epoch ms nor RFC 3339", bounded(t)),
+                    reason: format!(
+                        "received_at {:?} is neither epoch ms nor RFC 3339",
+                        bounded(t)
+                    ),
                 })?)
             }
         };
@@ -207,8 +210,13 @@ mod tests {
             "acs": "acs-eu-1", "content_type": "text/xml; charset=utf-8", "body": BODY, "extra": 1
         })
         .to_string();
-        let rec = to_record(msg.as_bytes(), Transport::default(), Default::default(), &Options::default())
-            .expect("record");
+        let rec = to_record(
+            msg.as_bytes(),
+            Transport::default(),
+            Default::default(),
+            &Options::default(),
+        )
+        .expect("record");
         assert_eq!(rec.received_at_ms, Some(1_764_000_000_000));
         assert_eq!(rec.acs.as_deref(), Some("acs-eu-1"));
         assert_eq!(rec.remote_addr.as_deref(), Some("203.0.113.7"));
@@ -222,27 +230,49 @@ mod tests {
             acs: Some("a".into()),
             ..Transport::default()
         };
-        let rec = to_record(BODY.as_bytes(), t, Default::default(), &Options::default()).expect("record");
-        assert_eq!((rec.received_at_ms, rec.acs.as_deref()), (Some(5), Some("a")));
+        let rec =
+            to_record(BODY.as_bytes(), t, Default::default(), &Options::default()).expect("record");
+        assert_eq!(
+            (rec.received_at_ms, rec.acs.as_deref()),
+            (Some(5), Some("a"))
+        );
     }
 
     #[test]
     fn bad_envelopes_are_typed() {
-        for msg in [r#"{"body": 1}"#, r#"{"received_at": "yesterday", "body": "<x/>"}"#, "{", r#"{"acs":"x"}"#] {
-            let err = to_record(msg.as_bytes(), Transport::default(), Default::default(), &Options::default())
-                .expect_err(msg);
+        for msg in [
+            r#"{"body": 1}"#,
+            r#"{"received_at": "yesterday", "body": "<x/>"}"#,
+            "{",
+            r#"{"acs":"x"}"#,
+        ] {
+            let err = to_record(
+                msg.as_bytes(),
+                Transport::default(),
+                Default::default(),
+                &Options::default(),
+            )
+            .expect_err(msg);
             assert_eq!(err.kind(), "invalid_envelope", "{msg}");
         }
         let msg = r#"{"content_type": "text/xml; charset=utf-16", "body": "<x/>"}"#;
-        let err = to_record(msg.as_bytes(), Transport::default(), Default::default(), &Options::default())
-            .expect_err("charset");
+        let err = to_record(
+            msg.as_bytes(),
+            Transport::default(),
+            Default::default(),
+            &Options::default(),
+        )
+        .expect_err("charset");
         assert_eq!(err.kind(), "unsupported_encoding");
     }
 
     #[test]
     fn received_at_forms() {
         assert_eq!(parse_received_at("1764000000000"), Some(1_764_000_000_000));
-        assert_eq!(parse_received_at("2025-11-24T16:00:00Z"), Some(1_764_000_000_000));
+        assert_eq!(
+            parse_received_at("2025-11-24T16:00:00Z"),
+            Some(1_764_000_000_000)
+        );
         assert_eq!(parse_received_at("soon"), None);
     }
 }

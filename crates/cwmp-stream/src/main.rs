@@ -12,7 +12,11 @@ use clap::{Args, Parser, Subcommand};
 use cwmp_inform::{Charset, Limits, Options};
 
 #[derive(Debug, Parser)]
-#[command(name = "cwmp-stream", version, about = "Stream processor for TR-069 (CWMP) Inform traffic")]
+#[command(
+    name = "cwmp-stream",
+    version,
+    about = "Stream processor for TR-069 (CWMP) Inform traffic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,8 +77,9 @@ impl From<&LimitArgs> for Limits {
 }
 
 fn parse_charset(label: &str) -> Result<Charset, String> {
-    Charset::from_label(label.as_bytes())
-        .ok_or_else(|| format!("unsupported charset {label:?} (use utf-8, iso-8859-1 or windows-1252)"))
+    Charset::from_label(label.as_bytes()).ok_or_else(|| {
+        format!("unsupported charset {label:?} (use utf-8, iso-8859-1 or windows-1252)")
+    })
 }
 
 fn run_extract(args: &ExtractArgs) -> anyhow::Result<u8> {

@@ -58,7 +58,10 @@ fn real_informs_match_their_provenance() {
             "{file}"
         );
         let ns = entry["cwmp_ns"].as_object().expect("cwmp_ns");
-        assert!(ns.contains_key(record["cwmp"]["namespace"].as_str().expect("ns")), "{file}");
+        assert!(
+            ns.contains_key(record["cwmp"]["namespace"].as_str().expect("ns")),
+            "{file}"
+        );
         let warnings = record["warnings"].to_string();
         if file.starts_with("28") {
             assert!(warnings.contains("invalid_utf8"), "{file}: {warnings}");
@@ -66,7 +69,10 @@ fn real_informs_match_their_provenance() {
             assert!(!warnings.contains("invalid_utf8"), "{file}: {warnings}");
         }
     }
-    assert_eq!(records, 30, "29 complete well-formed envelopes plus 28 (repaired)");
+    assert_eq!(
+        records, 30,
+        "29 complete well-formed envelopes plus 28 (repaired)"
+    );
 }
 
 #[test]
@@ -76,7 +82,10 @@ fn golden_device_ids_from_the_corpus() {
         return;
     };
     let got = outcome(&bytes, "27");
-    assert_eq!(got["record"]["device_id"], "000FB7-Cavium%20eNB-10%2E18%2E104%2E79");
+    assert_eq!(
+        got["record"]["device_id"],
+        "000FB7-Cavium%20eNB-10%2E18%2E104%2E79"
+    );
     let bytes = fs::read(dir.join("01-genieacs-initial-huawei-bm632w.xml")).expect("01");
     let got = outcome(&bytes, "01");
     assert_eq!(got["record"]["device_id"], "202BC1-BM632w-8KA8WA1151100043");

@@ -36,7 +36,8 @@ fn vectors_match_their_goldens() {
         }
         match fs::read(&golden) {
             Ok(text) => {
-                let want: serde_json::Value = serde_json::from_slice(&text).expect("golden is JSON");
+                let want: serde_json::Value =
+                    serde_json::from_slice(&text).expect("golden is JSON");
                 if want != got {
                     failures.push(format!(
                         "{name}: differs from golden\n--- want\n{}\n--- got\n{}",
@@ -48,7 +49,10 @@ fn vectors_match_their_goldens() {
             Err(_) => failures.push(format!("{name}: no golden {}", golden.display())),
         }
     }
-    for path in fs::read_dir(&dir).expect("documents").map(|e| e.expect("entry").path()) {
+    for path in fs::read_dir(&dir)
+        .expect("documents")
+        .map(|e| e.expect("entry").path())
+    {
         if path.extension().is_some_and(|e| e == "json") && !path.with_extension("xml").exists() {
             failures.push(format!("{}: golden without a vector", path.display()));
         }

@@ -1,0 +1,47 @@
+//! Replays what the fuzzer kept: every input that ever crashed it
+//! (`fuzz/regressions/`), and a minimized set of inputs that reach deep into the
+//! extractor (`fuzz/seeds/`). Each must give a result that keeps the extractor's
+//! promises: no panic, a listed error kind, an offset inside the input, a device id.
+
+use std::path::Path;
+
+use cwmp_inform::{extract, Error, Options};
+
+#[test]
+fn fuzz_regressions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut seen = 0;
+    for dir in ["regressions", "seeds"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "md") {
+                continue;
+            }
+            let input = std::fs::read(&path).expect("read");
+            seen += 1;
+            match extract(&input, &Options::default()) {
+                Ok(inform) => {
+                    assert!(!inform.device_id.oui.is_empty(), "{}", path.display());
+                    assert!(
+                        !inform.device_id.serial_number.is_empty(),
+                        "{}",
+                        path.display()
+                    );
+                }
+                Err(err) => {
+                    assert!(Error::KINDS.contains(&err.kind()), "{}", path.display());
+                    if !matches!(err, Error::TooLarge { .. }) {
+                        assert!(err.offset() <= input.len(), "{}: {err}", path.display());
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        seen >= 20,
+        "fuzz/seeds and fuzz/regressions hold only {seen} inputs"
+    );
+}
