@@ -1,0 +1,3 @@
+//! Integration tests of the `cwmp-stream` binary, run as a process.
+
+mod extract;
