@@ -35,6 +35,7 @@
 //! assert_eq!(inform.namespace.as_deref(), Some("urn:dslforum-org:cwmp-1-0"));
 //! ```
 
+mod attrs;
 mod error;
 mod inform;
 mod parser;

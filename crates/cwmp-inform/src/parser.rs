@@ -6,10 +6,10 @@
 
 use std::borrow::Cow;
 
-use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesRef, BytesStart, Event as XmlEvent};
 use quick_xml::Reader;
 
+use crate::attrs::{local_name, prefix, RawAttrs};
 use crate::error::{bounded_name, Error};
 use crate::inform::{Event, Inform, Param, Warning};
 use crate::text::{is_xml_ws, trim, Charset, TextAcc};
@@ -103,11 +103,16 @@ pub(crate) struct Parser<'a, 'o> {
     charset: Charset,
     /// Charset fixed by a BOM or by the caller; the XML declaration may not change it.
     charset_fixed: bool,
+    /// The whole document as text, when it is valid UTF-8 in a UTF-8 charset: fields
+    /// are then sliced from it with no per-field validation.
+    doc_str: Option<&'a str>,
+    /// Whether the document holds a CR at all (if not, no field needs normalizing).
+    doc_has_cr: bool,
     reader: Reader<&'a [u8]>,
     stack: Vec<Ctx>,
     /// Namespace declarations seen on the Inform element and its ancestors:
-    /// (depth, prefix, URI). Only those elements are scanned.
-    ns: Vec<(usize, &'a [u8], Cow<'a, str>)>,
+    /// (depth, prefix, raw URI). Only those elements are scanned.
+    ns: Vec<(usize, &'a [u8], &'a [u8])>,
     root_seen: bool,
     body_seen: bool,
     inform_depth: Option<usize>,
@@ -144,9 +149,14 @@ impl<'a, 'o> Parser<'a, 'o> {
             opts,
             charset: charset.unwrap_or_default(),
             charset_fixed: charset.is_some(),
+            doc_str: match charset.unwrap_or_default() {
+                Charset::Utf8 => std::str::from_utf8(doc).ok(),
+                _ => None,
+            },
+            doc_has_cr: memchr::memchr(b'\r', doc).is_some(),
             reader,
             stack: Vec::with_capacity(16),
-            ns: Vec::new(),
+            ns: Vec::with_capacity(8),
             root_seen: false,
             body_seen: false,
             inform_depth: None,
@@ -230,7 +240,12 @@ impl<'a, 'o> Parser<'a, 'o> {
                     if let Some(enc) = d.encoding() {
                         let enc = enc.map_err(|e| self.malformed(start, e.to_string()))?;
                         match Charset::from_label(&enc) {
-                            Some(cs) if !self.charset_fixed => self.charset = cs,
+                            Some(cs) if !self.charset_fixed => {
+                                self.charset = cs;
+                                if cs != Charset::Utf8 {
+                                    self.doc_str = None;
+                                }
+                            }
                             Some(_) => {}
                             None => {
                                 return Err(Error::UnsupportedEncoding {
@@ -285,8 +300,8 @@ impl<'a, 'o> Parser<'a, 'o> {
             });
         }
         let qname = e.name();
-        let local = qname.local_name();
-        let local = local.as_ref();
+        let qname = qname.as_ref();
+        let local = local_name(qname);
         let Some(&parent) = self.stack.last() else {
             if self.root_seen {
                 return Err(self.malformed(at, "more than one root element"));
@@ -299,8 +314,8 @@ impl<'a, 'o> Parser<'a, 'o> {
                 });
             }
             self.scan_namespaces(e, depth, at)?;
-            let prefix = qname.prefix().map_or(&b""[..], |p| p.into_inner());
-            match self.lookup_namespace(prefix) {
+            let prefix = prefix(qname);
+            match self.lookup_namespace(prefix, at)? {
                 Some(uri) if SOAP_ENVELOPE_NAMESPACES.contains(&uri.as_ref()) => {}
                 Some(uri) => {
                     return Err(Error::NotSoap {
@@ -351,8 +366,7 @@ impl<'a, 'o> Parser<'a, 'o> {
                     Ctx::Skip
                 } else if local == b"Inform" {
                     self.scan_namespaces(e, depth, at)?;
-                    let prefix = qname.prefix().map_or(&b""[..], |p| p.into_inner());
-                    self.out.namespace = self.lookup_namespace(prefix);
+                    self.out.namespace = self.lookup_namespace(prefix(qname), at)?;
                     self.inform_depth = Some(depth);
                     Ctx::Inform
                 } else {
@@ -652,12 +666,8 @@ impl<'a, 'o> Parser<'a, 'o> {
                 }
             }
             Some(Ctx::Field(_)) => {
-                if self.text.push_bytes(bytes, self.charset) {
-                    self.warn(Warning::InvalidUtf8);
-                }
-                if self.charset != Charset::Utf8 && !bytes.is_ascii() {
-                    self.warn(Warning::Transcoded);
-                }
+                let piece = self.decode(bytes);
+                self.text.push_piece(piece, self.doc_has_cr);
                 Ok(())
             }
             Some(_) => Ok(()),
@@ -698,33 +708,41 @@ impl<'a, 'o> Parser<'a, 'o> {
         }
     }
 
+    /// The attributes of a start tag, as slices of the input.
+    fn raw_attrs(&self, e: &BytesStart<'a>, at: u64) -> Result<(RawAttrs<'a>, u64), Error> {
+        let raw = reborrow(self.doc, e.attributes_raw())
+            .ok_or_else(|| self.malformed(at, "attributes not borrowed from the input"))?;
+        // '<' plus the name come before the attribute text.
+        let base = at + 1 + (e.len() - raw.len()) as u64;
+        Ok((RawAttrs::new(raw), base))
+    }
+
     /// Records `xmlns` / `xmlns:p` declarations of an element on the Inform's path.
     fn scan_namespaces(&mut self, e: &BytesStart<'a>, depth: usize, at: u64) -> Result<(), Error> {
-        for attr in e.attributes() {
-            let attr = attr.map_err(|err| self.malformed(at, err.to_string()))?;
-            let key = attr.key.as_ref();
+        let (attrs, base) = self.raw_attrs(e, at)?;
+        for attr in attrs {
+            let (key, value) = attr.map_err(|(pos, what)| {
+                self.malformed(base + pos as u64, format!("expected {what}"))
+            })?;
             let prefix: &'a [u8] = if key == b"xmlns" {
                 b""
             } else if let Some(p) = key.strip_prefix(b"xmlns:") {
-                match reborrow(self.doc, p) {
-                    Some(p) => p,
-                    None => continue,
-                }
+                p
             } else {
                 continue;
             };
-            let uri = self.attr_value(&attr, at)?;
-            self.ns.push((depth, prefix, uri));
+            self.ns.push((depth, prefix, value));
         }
         Ok(())
     }
 
-    fn lookup_namespace(&self, prefix: &[u8]) -> Option<Cow<'a, str>> {
-        self.ns
-            .iter()
-            .rev()
-            .find(|(_, p, _)| *p == prefix)
-            .and_then(|(_, _, uri)| (!uri.is_empty()).then(|| uri.clone()))
+    /// The URI bound to `prefix`, or `None` when it is unbound (or reset with `xmlns=""`).
+    fn lookup_namespace(&mut self, prefix: &[u8], at: u64) -> Result<Option<Cow<'a, str>>, Error> {
+        let Some(&(_, _, raw)) = self.ns.iter().rev().find(|(_, p, _)| *p == prefix) else {
+            return Ok(None);
+        };
+        let uri = self.attr_value(raw, at)?;
+        Ok((!uri.is_empty()).then_some(uri))
     }
 
     /// The value of the first attribute with this local name, decoded and unescaped.
@@ -734,26 +752,37 @@ impl<'a, 'o> Parser<'a, 'o> {
         local: &[u8],
         at: u64,
     ) -> Result<Option<Cow<'a, str>>, Error> {
-        for attr in e.attributes() {
-            let attr = attr.map_err(|err| self.malformed(at, err.to_string()))?;
-            if attr.key.local_name().as_ref() == local {
-                return self.attr_value(&attr, at).map(Some);
+        let (attrs, base) = self.raw_attrs(e, at)?;
+        for attr in attrs {
+            let (key, value) = attr.map_err(|(pos, what)| {
+                self.malformed(base + pos as u64, format!("expected {what}"))
+            })?;
+            if local_name(key) == local {
+                return self.attr_value(value, at).map(Some);
             }
         }
         Ok(None)
     }
 
-    fn attr_value(&mut self, attr: &Attribute<'_>, at: u64) -> Result<Cow<'a, str>, Error> {
-        let (text, invalid) = match reborrow(self.doc, &attr.value) {
-            Some(bytes) => self.charset.decode(bytes),
-            None => {
-                let (t, invalid) = self.charset.decode(&attr.value);
-                (Cow::Owned(t.into_owned()), invalid)
+    /// Decodes a slice of the document, borrowing when it can.
+    fn decode(&mut self, bytes: &'a [u8]) -> Cow<'a, str> {
+        if let Some(doc) = self.doc_str {
+            if let Some(text) = substr(doc, bytes) {
+                return Cow::Borrowed(text);
             }
-        };
+        }
+        let (text, invalid) = self.charset.decode(bytes);
         if invalid {
             self.warn(Warning::InvalidUtf8);
         }
+        if matches!(text, Cow::Owned(_)) && self.charset != Charset::Utf8 {
+            self.warn(Warning::Transcoded);
+        }
+        text
+    }
+
+    fn attr_value(&mut self, raw: &'a [u8], at: u64) -> Result<Cow<'a, str>, Error> {
+        let text = self.decode(raw);
         if memchr::memchr(b'&', text.as_bytes()).is_none() {
             return Ok(text);
         }
@@ -787,6 +816,12 @@ impl<'a, 'o> Parser<'a, 'o> {
             }
         }
     }
+}
+
+/// The text of `part`, a sub-slice of the document `doc` was validated from.
+fn substr<'a>(doc: &'a str, part: &[u8]) -> Option<&'a str> {
+    let start = (part.as_ptr() as usize).checked_sub(doc.as_ptr() as usize)?;
+    doc.get(start..start.checked_add(part.len())?)
 }
 
 /// Gives back `part` as a sub-slice of `doc` with `doc`'s lifetime, when `part`

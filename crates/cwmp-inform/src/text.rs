@@ -108,11 +108,10 @@ pub(crate) fn trim_ascii_ws(bytes: &[u8]) -> &[u8] {
 
 /// Trims XML white space, staying borrowed when the text was borrowed.
 pub(crate) fn trim(text: Cow<'_, str>) -> Cow<'_, str> {
-    let ws: &[char] = &[' ', '\t', '\r', '\n'];
     match text {
-        Cow::Borrowed(s) => Cow::Borrowed(s.trim_matches(ws)),
+        Cow::Borrowed(s) => Cow::Borrowed(trim_str(s)),
         Cow::Owned(s) => {
-            let t = s.trim_matches(ws);
+            let t = trim_str(&s);
             if t.len() == s.len() {
                 Cow::Owned(s)
             } else {
@@ -120,6 +119,17 @@ pub(crate) fn trim(text: Cow<'_, str>) -> Cow<'_, str> {
             }
         }
     }
+}
+
+/// Trims XML white space by bytes (all four are ASCII, so the cut is on a char boundary).
+fn trim_str(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_xml_ws(c)).unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| !is_xml_ws(c))
+        .map_or(start, |p| p + 1);
+    s.get(start..end).unwrap_or(s)
 }
 
 /// Collects the text content of one element from its pieces (text runs, CDATA
@@ -137,18 +147,16 @@ impl<'a> TextAcc<'a> {
         self.has_cr = false;
     }
 
-    /// Adds raw bytes (a text run or a CDATA section). Returns true when invalid
-    /// bytes were replaced.
-    pub(crate) fn push_bytes(&mut self, bytes: &'a [u8], charset: Charset) -> bool {
-        if bytes.is_empty() {
-            return false;
+    /// Adds a decoded run of text (a text event or a CDATA section). `may_have_cr`
+    /// is false when the whole document holds no CR, which spares the search.
+    pub(crate) fn push_piece(&mut self, piece: Cow<'a, str>, may_have_cr: bool) {
+        if piece.is_empty() {
+            return;
         }
-        if memchr::memchr(b'\r', bytes).is_some() {
+        if may_have_cr && memchr::memchr(b'\r', piece.as_bytes()).is_some() {
             self.has_cr = true;
         }
-        let (piece, invalid) = charset.decode(bytes);
         self.push(piece);
-        invalid
     }
 
     /// Adds decoded text (a resolved reference).
@@ -221,11 +229,11 @@ mod tests {
     #[test]
     fn accumulate_and_normalize() {
         let mut acc = TextAcc::default();
-        acc.push_bytes(b"a\r\nb", Charset::Utf8);
+        acc.push_piece(Cow::Borrowed("a\r\nb"), true);
         acc.push_char('&');
-        acc.push_bytes(b"c\rd", Charset::Utf8);
+        acc.push_piece(Cow::Borrowed("c\rd"), true);
         assert_eq!(acc.take(), "a\nb&c\nd");
-        acc.push_bytes(b"x", Charset::Utf8);
+        acc.push_piece(Cow::Borrowed("x"), true);
         assert!(matches!(acc.take(), Cow::Borrowed("x")));
         assert_eq!(acc.take(), "");
     }
@@ -234,5 +242,7 @@ mod tests {
     fn trims() {
         assert_eq!(trim(Cow::Borrowed(" \t a b\r\n")), "a b");
         assert_eq!(trim(Cow::Owned(" x ".into())), "x");
+        assert_eq!(trim(Cow::Borrowed(" \u{a0}é\u{a0} ")), "\u{a0}é\u{a0}");
+        assert_eq!(trim(Cow::Borrowed("   ")), "");
     }
 }
