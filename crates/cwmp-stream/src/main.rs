@@ -1,15 +1,16 @@
-//! `cwmp-stream`: turns raw TR-069 (CWMP) Informs into device-keyed event records.
-
-mod extract;
-mod input;
+//! `cwmp-stream`: the command line over the services in the library.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use cwmp_inform::{Charset, Limits, Options};
+use cwmp_stream::config::{Config, Delivery};
+use cwmp_stream::{extract, health, http, ingest, metrics, shutdown, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +32,59 @@ enum Command {
     /// --envelopes, each line of FILE is a JSON envelope. Exit status: 0 when every
     /// message gave a record, 1 when some were rejected, 2 on a usage or I/O error.
     Extract(ExtractArgs),
+    /// Consume raw Informs from Kafka, produce EventRecords (and dead letters).
+    ///
+    /// Configuration layers: defaults, --config FILE (TOML), CWMP__SECTION__KEY
+    /// environment variables, then these flags. Metrics on /metrics, liveness on
+    /// /healthz, readiness on /readyz. SIGTERM drains in-flight messages and exits 0.
+    Ingest(IngestArgs),
+    /// Validate a configuration file (with the environment applied) and print the
+    /// effective configuration, secrets redacted. Exit 0 when valid, 2 when not.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers (kafka.brokers).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Delivery semantics (ingest.delivery).
+    #[arg(long, value_parser = ["at-least-once", "exactly-once"])]
+    delivery: Option<String>,
+    /// Consumer group (ingest.group_id).
+    #[arg(long)]
+    group_id: Option<String>,
+    /// Metrics listener address, empty to disable (metrics.listen).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+}
+
+impl IngestArgs {
+    /// The flags as a partial TOML document, the last configuration layer.
+    fn overrides(&self) -> anyhow::Result<String> {
+        let mut doc = toml::Table::new();
+        let mut section = |name: &str, key: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                let table = doc
+                    .entry(name.to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = table {
+                    t.insert(key.to_owned(), toml::Value::String(v.clone()));
+                }
+            }
+        };
+        section("kafka", "brokers", &self.brokers);
+        section("ingest", "delivery", &self.delivery);
+        section("ingest", "group_id", &self.group_id);
+        section("metrics", "listen", &self.metrics_listen);
+        Ok(toml::to_string(&doc)?)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -101,10 +155,69 @@ fn run_extract(args: &ExtractArgs) -> anyhow::Result<u8> {
     }
 }
 
+fn run_check_config(file: &std::path::Path) -> anyhow::Result<u8> {
+    match Config::load(Some(file), None) {
+        Ok(config) => {
+            print!("{}", config.to_redacted_toml()?);
+            for key in config.overridden_managed_keys() {
+                eprintln!("warning: {key} overrides a property the service manages; delivery guarantees may not hold");
+            }
+            if config.ingest.delivery == Delivery::ExactlyOnce
+                && config.ingest.transactional_id.is_empty()
+            {
+                eprintln!("note: ingest.transactional_id is empty; each instance uses <group_id>-$HOSTNAME");
+            }
+            Ok(0)
+        }
+        Err(err) => {
+            eprintln!("cwmp-stream: invalid configuration: {err}");
+            Ok(2)
+        }
+    }
+}
+
+fn run_ingest(args: &IngestArgs) -> anyhow::Result<u8> {
+    let config = Config::load(args.config.as_deref(), Some(&args.overrides()?))?;
+    telemetry::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let stop = shutdown::on_signals();
+        let metrics = metrics::IngestMetrics::new();
+        let health = Arc::new(health::Health::new(Duration::from_millis(
+            config.ingest.stall_timeout_ms,
+        )));
+        let server = if config.metrics.listen.is_empty() {
+            None
+        } else {
+            let registry = metrics.clone();
+            let render: http::Render = Arc::new(move || registry.render());
+            let (addr, task) =
+                http::serve(&config.metrics.listen, render, health.clone(), stop.clone())
+                    .await
+                    .with_context(|| {
+                        format!("binding the metrics listener on {}", config.metrics.listen)
+                    })?;
+            tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+            Some(task)
+        };
+        let result = ingest::run(&config, metrics, health, stop).await;
+        if let Some(task) = server {
+            task.abort();
+        }
+        result
+    })?;
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Extract(args) => run_extract(args),
+        Command::Ingest(args) => run_ingest(args),
+        Command::CheckConfig { file } => run_check_config(file),
     };
     match result {
         Ok(code) => ExitCode::from(code),

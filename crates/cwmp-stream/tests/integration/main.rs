@@ -1,3 +1,5 @@
 //! Integration tests of the `cwmp-stream` binary, run as a process.
 
 mod extract;
+mod ingest;
+mod kafka_util;

@@ -1,0 +1,496 @@
+//! Service configuration: defaults, then a TOML file, then `CWMP__SECTION__KEY`
+//! environment variables, then command-line flags. Typed fields for what the service
+//! relies on; raw librdkafka property maps for what it passes through, applied last.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use cwmp_inform::Limits;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment variables: `CWMP__INGEST__DELIVERY=exactly-once`.
+pub const ENV_PREFIX: &str = "CWMP__";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub ingest: IngestConfig,
+    pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            kafka: KafkaConfig::default(),
+            ingest: IngestConfig::default(),
+            limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// librdkafka properties for every client (TLS, SASL, client.id …).
+    pub client: BTreeMap<String, String>,
+    /// librdkafka properties for consumers only, applied after `client`.
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for producers only, applied after `client`.
+    pub producer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "localhost:9092".to_owned(),
+            client: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+/// How outputs and input offsets are tied together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// An input offset is stored only after every output it caused is acknowledged;
+    /// a crash replays the unacknowledged tail (bounded duplicates, no loss).
+    AtLeastOnce,
+    /// Outputs and input offsets commit in one Kafka transaction; downstream readers
+    /// use `isolation.level=read_committed`.
+    ExactlyOnce,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Delivery::AtLeastOnce => "at-least-once",
+            Delivery::ExactlyOnce => "exactly-once",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub input_topic: String,
+    pub output_topic: String,
+    pub dlq_topic: String,
+    pub group_id: String,
+    pub delivery: Delivery,
+    /// Exactly-once only: the producer's `transactional.id`; must be unique per
+    /// instance and stable across its restarts (the pod name, say). Empty means
+    /// `<group_id>-<HOSTNAME>`.
+    pub transactional_id: String,
+    /// Most messages handed to an extraction task at once.
+    pub batch_max_messages: usize,
+    /// Exactly-once only: longest wait to fill a transaction before committing it.
+    pub transaction_max_ms: u64,
+    /// Most input messages consumed but not yet acknowledged (backpressure bound).
+    pub max_in_flight: usize,
+    /// On SIGTERM/SIGINT: how long to wait for in-flight outputs before exiting.
+    pub drain_timeout_ms: u64,
+    /// `/readyz` turns unready when there is lag and nothing was consumed for this long.
+    pub stall_timeout_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            input_topic: "cwmp.informs.raw".to_owned(),
+            output_topic: "cwmp.events".to_owned(),
+            dlq_topic: "cwmp.informs.dlq".to_owned(),
+            group_id: "cwmp-ingest".to_owned(),
+            delivery: Delivery::AtLeastOnce,
+            transactional_id: String::new(),
+            batch_max_messages: 256,
+            transaction_max_ms: 100,
+            max_in_flight: 20_000,
+            drain_timeout_ms: 20_000,
+            stall_timeout_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_message_bytes: usize,
+    pub max_depth: usize,
+    pub max_events: usize,
+    pub max_params: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            max_message_bytes: l.max_message_bytes,
+            max_depth: l.max_depth,
+            max_events: l.max_events,
+            max_params: l.max_params,
+        }
+    }
+}
+
+impl From<LimitsConfig> for Limits {
+    fn from(l: LimitsConfig) -> Self {
+        Limits {
+            max_message_bytes: l.max_message_bytes,
+            max_depth: l.max_depth,
+            max_events: l.max_events,
+            max_params: l.max_params,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the `/metrics`, `/healthz`, `/readyz` listener; empty disables it.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "0.0.0.0:9464".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `cwmp_stream=debug,rdkafka=warn` …
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// librdkafka properties the service sets itself; a passthrough that overrides one
+/// changes delivery semantics, so validation says so.
+pub const MANAGED_CONSUMER_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.offset.store",
+    "enable.auto.commit",
+    "isolation.level",
+];
+pub const MANAGED_PRODUCER_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "enable.idempotence",
+    "transactional.id",
+];
+
+impl Config {
+    /// Layers defaults, the file (when given), the environment, and `overrides`
+    /// (already-parsed flags, as a partial TOML document).
+    pub fn load(file: Option<&Path>, overrides: Option<&str>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} not found",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(env_provider());
+        if let Some(flags) = overrides {
+            figment = figment.merge(Toml::string(flags));
+        }
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.normalize();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Passthrough keys from the environment arrive as `ssl_ca_location`; librdkafka
+    /// names use dots (and none has an underscore), so turn them back.
+    fn normalize(&mut self) {
+        for map in [
+            &mut self.kafka.client,
+            &mut self.kafka.consumer,
+            &mut self.kafka.producer,
+        ] {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(k, v)| (k.replace('_', "."), v))
+                .collect();
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.kafka.brokers.trim().is_empty() {
+            problems.push("kafka.brokers is empty".to_owned());
+        }
+        for (name, value) in [
+            ("ingest.input_topic", &self.ingest.input_topic),
+            ("ingest.output_topic", &self.ingest.output_topic),
+            ("ingest.dlq_topic", &self.ingest.dlq_topic),
+            ("ingest.group_id", &self.ingest.group_id),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("{name} is empty"));
+            }
+        }
+        if self.ingest.input_topic == self.ingest.output_topic
+            || self.ingest.input_topic == self.ingest.dlq_topic
+        {
+            problems
+                .push("ingest.input_topic must differ from the output and DLQ topics".to_owned());
+        }
+        if self.ingest.batch_max_messages == 0 || self.ingest.max_in_flight == 0 {
+            problems.push(
+                "ingest.batch_max_messages and ingest.max_in_flight must be at least 1".to_owned(),
+            );
+        }
+        let l = &self.limits;
+        if l.max_message_bytes == 0 || l.max_depth < 4 || l.max_events == 0 || l.max_params == 0 {
+            problems.push(
+                "limits: max_message_bytes, max_events and max_params must be at least 1, max_depth at least 4"
+                    .to_owned(),
+            );
+        }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            problems.push(format!(
+                "metrics.listen {:?} is not an address:port",
+                self.metrics.listen
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problems.push(format!(
+                "log.level {:?} is not a valid filter",
+                self.log.level
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems.join("; ")))
+        }
+    }
+
+    /// Passthrough properties that override what the service manages.
+    pub fn overridden_managed_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (section, map, managed) in [
+            (
+                "client",
+                &self.kafka.client,
+                [MANAGED_CONSUMER_KEYS, MANAGED_PRODUCER_KEYS].concat(),
+            ),
+            (
+                "consumer",
+                &self.kafka.consumer,
+                MANAGED_CONSUMER_KEYS.to_vec(),
+            ),
+            (
+                "producer",
+                &self.kafka.producer,
+                MANAGED_PRODUCER_KEYS.to_vec(),
+            ),
+        ] {
+            for key in map.keys() {
+                if managed.contains(&key.as_str()) {
+                    out.push(format!("kafka.{section}.\"{key}\""));
+                }
+            }
+        }
+        out
+    }
+
+    /// The effective configuration as TOML, with secrets replaced by `<redacted>`.
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        let mut shown = self.clone();
+        for map in [
+            &mut shown.kafka.client,
+            &mut shown.kafka.consumer,
+            &mut shown.kafka.producer,
+        ] {
+            for (key, value) in map.iter_mut() {
+                if is_secret(key) {
+                    *value = "<redacted>".to_owned();
+                }
+            }
+        }
+        toml::to_string_pretty(&shown).map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+/// Whether a librdkafka property holds a secret (passwords, private keys, tokens).
+/// File locations are not secrets.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    if key.ends_with(".location") {
+        return false;
+    }
+    [
+        "password",
+        "secret",
+        "token",
+        "key.pem",
+        "sasl.oauthbearer.config",
+        "sasl.jaas",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX).split("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::default();
+        c.validate().expect("defaults");
+        assert_eq!(c.ingest.delivery, Delivery::AtLeastOnce);
+        assert_eq!(c.ingest.input_topic, "cwmp.informs.raw");
+    }
+
+    #[test]
+    fn layers_file_env_and_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                r#"
+                [kafka]
+                brokers = "file:9092"
+                [kafka.client]
+                "security.protocol" = "SASL_SSL"
+                "sasl.password" = "hunter2"
+                [ingest]
+                delivery = "exactly-once"
+                group_id = "from-file"
+                "#,
+            )?;
+            jail.set_env("CWMP__INGEST__GROUP_ID", "from-env");
+            jail.set_env("CWMP__KAFKA__PRODUCER__LINGER_MS", "20");
+            let c = Config::load(
+                Some(Path::new("c.toml")),
+                Some("[kafka]\nbrokers = \"flag:9092\"\n"),
+            )
+            .expect("load");
+            assert_eq!(c.kafka.brokers, "flag:9092");
+            assert_eq!(c.ingest.group_id, "from-env");
+            assert_eq!(c.ingest.delivery, Delivery::ExactlyOnce);
+            assert_eq!(
+                c.kafka.producer.get("linger.ms").map(String::as_str),
+                Some("20")
+            );
+            let shown = c.to_redacted_toml().expect("toml");
+            assert!(
+                shown.contains("<redacted>") && !shown.contains("hunter2"),
+                "{shown}"
+            );
+            assert!(shown.contains("SASL_SSL"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn refuses_bad_values_clearly() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[ingest]\ndelivery = \"twice\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml")), None).expect_err("bad delivery");
+            assert!(
+                err.0.contains("delivery") || err.0.contains("twice"),
+                "{err}"
+            );
+            jail.create_file("typo.toml", "[ingest]\ninput_topik = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("typo.toml")), None).expect_err("unknown field");
+            assert!(err.0.contains("input_topik"), "{err}");
+            jail.create_file(
+                "same.toml",
+                "[ingest]\noutput_topic = \"cwmp.informs.raw\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("same.toml")), None).expect_err("same topic");
+            assert!(err.0.contains("differ"), "{err}");
+            let err = Config::load(Some(Path::new("missing.toml")), None).expect_err("missing");
+            assert!(err.0.contains("not found"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets() {
+        for key in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.key.pem",
+            "sasl.oauthbearer.client.secret",
+            "ssl.keystore.password",
+        ] {
+            assert!(is_secret(key), "{key}");
+        }
+        for key in [
+            "ssl.key.location",
+            "ssl.ca.location",
+            "sasl.username",
+            "linger.ms",
+            "security.protocol",
+        ] {
+            assert!(!is_secret(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn managed_overrides_are_reported() {
+        let mut c = Config::default();
+        c.kafka
+            .consumer
+            .insert("enable.auto.offset.store".into(), "true".into());
+        assert_eq!(
+            c.overridden_managed_keys(),
+            vec!["kafka.consumer.\"enable.auto.offset.store\"".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! Exactly-once delivery: read-process-write in Kafka transactions.
+//!
+//! Each transaction holds one batch: its outputs and the next input offsets, sent to
+//! the group coordinator inside the transaction. Readers of the output and DLQ
+//! topics with `isolation.level=read_committed` see every input's output exactly
+//! once. An abortable error aborts the transaction and rewinds the consumer to the
+//! batch's first offsets; a fatal one (the producer was fenced by a newer instance
+//! with the same `transactional.id`) stops the service with an error.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use super::{
+    count, create_consumer, create_producer, process_batch, produce_outcome, IngestConsumer,
+    IngestProducer,
+};
+use crate::config::Config;
+use crate::health::Health;
+use crate::metrics::IngestMetrics;
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The transactional id: configured, or `<group_id>-<HOSTNAME>` (the pod name on Kubernetes).
+pub fn transactional_id(config: &Config) -> String {
+    if !config.ingest.transactional_id.is_empty() {
+        return config.ingest.transactional_id.clone();
+    }
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
+    format!("{}-{host}", config.ingest.group_id)
+}
+
+pub async fn run(
+    config: &Config,
+    metrics: IngestMetrics,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let consumer = create_consumer(
+        config,
+        &metrics,
+        &health,
+        &[
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("isolation.level", "read_committed"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    )?;
+    let tid = transactional_id(config);
+    let mut ours: Vec<(&str, &str)> = super::PRODUCER_DEFAULTS.to_vec();
+    ours.push(("transactional.id", &tid));
+    ours.push(("transaction.timeout.ms", "60000"));
+    // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+    ours.push(("message.timeout.ms", "60000"));
+    let producer = create_producer(config, &metrics, &ours)?;
+    producer
+        .init_transactions(TXN_TIMEOUT)
+        .context("initialising transactions")?;
+    tracing::info!(transactional_id = %tid, "transactions initialised");
+    let options = cwmp_inform::Options {
+        limits: config.limits.into(),
+        charset: None,
+    };
+    let window = Duration::from_millis(config.ingest.transaction_max_ms);
+    loop {
+        // Collect one batch: wait for a first message, then take what arrives within the window.
+        let first = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            m = consumer.recv() => m,
+        };
+        let mut batch: Vec<OwnedMessage> = Vec::new();
+        match first {
+            Ok(m) => batch.push(m.detach()),
+            Err(err) => {
+                tracing::warn!(%err, "consumer error");
+                continue;
+            }
+        }
+        // A rebalance from here on may move partitions of this batch elsewhere.
+        consumer.context().rebalanced.store(false, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + window;
+        while batch.len() < config.ingest.batch_max_messages {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(err)) => tracing::warn!(%err, "consumer error"),
+                Err(_) => break,
+            }
+        }
+        health.progress();
+        if consumer.context().rebalanced.load(Ordering::SeqCst) {
+            // The assignment changed under the batch. Partitions still ours go back to
+            // the batch start; moved ones restart from their committed offsets.
+            tracing::info!(
+                dropped = batch.len(),
+                "rebalance during a batch; it will be consumed again"
+            );
+            rewind(&consumer, &first_offsets(&batch));
+            continue;
+        }
+        let starts = first_offsets(&batch);
+        let mut processed = process_batch(batch, options).await?;
+        match transact(config, &consumer, &producer, &mut processed).await {
+            Ok(()) => {
+                metrics.transactions.with_label_values(&["committed"]).inc();
+                for p in &processed {
+                    metrics
+                        .ack_latency_seconds
+                        .observe(p.received.elapsed().as_secs_f64());
+                    count(&metrics, p);
+                }
+            }
+            Err(TxnError::Abortable(err)) => {
+                metrics.transactions.with_label_values(&["aborted"]).inc();
+                tracing::warn!(%err, "transaction aborted; the batch will be consumed again");
+                if let Err(abort) = producer.abort_transaction(TXN_TIMEOUT) {
+                    return Err(abort).context("aborting a transaction");
+                }
+                rewind(&consumer, &starts);
+            }
+            Err(TxnError::Fatal(err)) => return Err(err),
+        }
+    }
+    health.set_draining();
+    tracing::info!("ingest stopped");
+    Ok(())
+}
+
+enum TxnError {
+    Abortable(anyhow::Error),
+    Fatal(anyhow::Error),
+}
+
+fn classify(err: KafkaError, what: &str) -> TxnError {
+    let fatal = match &err {
+        KafkaError::Transaction(e) => e.is_fatal() || !e.txn_requires_abort() && !e.is_retriable(),
+        _ => false,
+    };
+    let err = anyhow::Error::new(err).context(what.to_owned());
+    if fatal {
+        TxnError::Fatal(err)
+    } else {
+        TxnError::Abortable(err)
+    }
+}
+
+/// One transaction: outputs of the batch, then its input offsets, then commit.
+async fn transact(
+    config: &Config,
+    consumer: &IngestConsumer,
+    producer: &IngestProducer,
+    processed: &mut [super::process::Processed],
+) -> Result<(), TxnError> {
+    producer
+        .begin_transaction()
+        .map_err(|e| classify(e, "beginning a transaction"))?;
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for p in processed.iter_mut() {
+        // Deliveries are settled by the commit; their futures are not needed.
+        produce_outcome(producer, config, p)
+            .await
+            .map_err(TxnError::Abortable)?;
+        let key = (p.message.topic().to_owned(), p.message.partition());
+        let offset = next.entry(key).or_insert(i64::MIN);
+        *offset = (*offset).max(p.message.offset() + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in &next {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|e| classify(e, "building the offsets"))?;
+    }
+    let group = consumer
+        .group_metadata()
+        .ok_or_else(|| TxnError::Abortable(anyhow::anyhow!("no consumer group metadata yet")))?;
+    producer
+        .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
+        .map_err(|e| classify(e, "sending offsets to the transaction"))?;
+    producer
+        .commit_transaction(TXN_TIMEOUT)
+        .map_err(|e| classify(e, "committing a transaction"))?;
+    Ok(())
+}
+
+fn first_offsets(batch: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
+    let mut starts = BTreeMap::new();
+    for m in batch {
+        starts
+            .entry((m.topic().to_owned(), m.partition()))
+            .and_modify(|o: &mut i64| *o = (*o).min(m.offset()))
+            .or_insert(m.offset());
+    }
+    starts
+}
+
+/// Moves the consumer back to the first offset of an aborted batch, per partition.
+fn rewind(consumer: &IngestConsumer, starts: &BTreeMap<(String, i32), i64>) {
+    for ((topic, partition), offset) in starts {
+        if let Err(err) = consumer.seek(
+            topic,
+            *partition,
+            Offset::Offset(*offset),
+            Duration::from_secs(10),
+        ) {
+            // Not assigned any more: its new owner starts from the committed offset.
+            tracing::warn!(%err, topic, partition, "rewind after abort failed");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `cwmp-stream ingest`: raw Informs from Kafka to device-keyed EventRecords.
+//!
+//! One input message gives one output: an EventRecord on the output topic (key =
+//! device id), the original bytes on the dead-letter topic, or nothing for a
+//! well-formed CWMP message that is not an Inform (counted by RPC name). Delivery is
+//! chosen in the configuration: [`at_least_once`] or [`exactly_once`].
+
+pub mod at_least_once;
+pub mod exactly_once;
+pub mod process;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use tokio::sync::watch;
+
+use crate::config::{Config, Delivery};
+use crate::health::Health;
+use crate::kafka::{IngestConsumerContext, ProducerStatsContext};
+use crate::metrics::IngestMetrics;
+use process::{dlq_headers, Outcome, Processed};
+
+/// Runs the service until `stop` turns true (then drains) or a fatal error.
+pub async fn run(
+    config: &Config,
+    metrics: IngestMetrics,
+    health: Arc<Health>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        delivery = %config.ingest.delivery,
+        input = %config.ingest.input_topic,
+        output = %config.ingest.output_topic,
+        dlq = %config.ingest.dlq_topic,
+        "ingest starting"
+    );
+    match config.ingest.delivery {
+        Delivery::AtLeastOnce => at_least_once::run(config, metrics, health, stop).await,
+        Delivery::ExactlyOnce => exactly_once::run(config, metrics, health, stop).await,
+    }
+}
+
+pub(crate) type IngestConsumer = StreamConsumer<IngestConsumerContext>;
+pub(crate) type IngestProducer = FutureProducer<ProducerStatsContext>;
+
+pub(crate) fn create_consumer(
+    config: &Config,
+    metrics: &IngestMetrics,
+    health: &Arc<Health>,
+    ours: &[(&str, &str)],
+) -> anyhow::Result<IngestConsumer> {
+    let context = IngestConsumerContext {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        rebalanced: std::sync::atomic::AtomicBool::new(false),
+    };
+    let consumer: IngestConsumer =
+        crate::kafka::consumer_config(&config.kafka, &config.ingest.group_id, ours)
+            .create_with_context(context)
+            .context("creating the Kafka consumer")?;
+    consumer
+        .subscribe(&[&config.ingest.input_topic])
+        .context("subscribing to the input topic")?;
+    Ok(consumer)
+}
+
+pub(crate) fn create_producer(
+    config: &Config,
+    metrics: &IngestMetrics,
+    ours: &[(&str, &str)],
+) -> anyhow::Result<IngestProducer> {
+    crate::kafka::producer_config(&config.kafka, ours)
+        .create_with_context(ProducerStatsContext {
+            queue: metrics.producer_queue.clone(),
+        })
+        .context("creating the Kafka producer")
+}
+
+/// Producer settings for throughput with per-partition order: idempotence keeps
+/// order across retries; a short linger and LZ4 batch the small records.
+pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("linger.ms", "5"),
+    ("compression.type", "lz4"),
+    ("batch.num.messages", "10000"),
+    ("queue.buffering.max.messages", "200000"),
+    ("message.timeout.ms", "300000"),
+];
+
+/// Enqueues one record, waiting while the producer queue is full (backpressure, not
+/// an error). Other errors are returned with nothing enqueued.
+pub(crate) async fn enqueue(
+    producer: &IngestProducer,
+    mut record: FutureRecord<'_, [u8], [u8]>,
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut wait = Duration::from_millis(1);
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(100));
+            }
+            Err((err, _)) => return Err(err),
+        }
+    }
+}
+
+/// Enqueues the output of one processed message. A record the broker refuses
+/// outright (too large for the output topic, say) goes to the dead-letter topic
+/// instead, so that it is neither lost nor retried forever. `None` for a skip.
+pub(crate) async fn produce_outcome(
+    producer: &IngestProducer,
+    config: &Config,
+    processed: &mut Processed,
+) -> anyhow::Result<Option<DeliveryFuture>> {
+    if let Outcome::Record {
+        key,
+        payload,
+        event_time_ms,
+        ..
+    } = &processed.outcome
+    {
+        let mut record = FutureRecord::to(&config.ingest.output_topic)
+            .key(key.as_bytes())
+            .payload(payload.as_slice());
+        if let Some(ts) = event_time_ms {
+            record = record.timestamp(*ts);
+        }
+        match enqueue(producer, record).await {
+            Ok(delivery) => return Ok(Some(delivery)),
+            Err(err) => {
+                tracing::warn!(%err, "output refused by the producer; sending the input to the DLQ");
+                processed.outcome = Outcome::Dlq {
+                    kind: "produce_failed",
+                    message: format!("the EventRecord could not be produced: {err}"),
+                };
+            }
+        }
+    }
+    match &processed.outcome {
+        Outcome::Dlq { kind, message } => {
+            let delivery = enqueue(
+                producer,
+                dlq_record(config, &processed.message, kind, message),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "the dead-letter topic refused input {}/{}@{}",
+                    processed.message.topic(),
+                    processed.message.partition(),
+                    processed.message.offset()
+                )
+            })?;
+            Ok(Some(delivery))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn dlq_record<'m>(
+    config: &'m Config,
+    message: &'m OwnedMessage,
+    kind: &str,
+    error: &str,
+) -> FutureRecord<'m, [u8], [u8]> {
+    let mut record = FutureRecord::to(&config.ingest.dlq_topic)
+        .payload(message.payload().unwrap_or_default())
+        .headers(dlq_headers(message, kind, error));
+    if let Some(key) = message.key() {
+        record = record.key(key);
+    }
+    if let Some(ts) = message.timestamp().to_millis() {
+        record = record.timestamp(ts);
+    }
+    record
+}
+
+/// Counts an acknowledged message in the metrics.
+pub(crate) fn count(metrics: &IngestMetrics, processed: &Processed) {
+    metrics
+        .bytes_in
+        .inc_by(processed.message.payload().map_or(0, |p| p.len()) as u64);
+    metrics.extract_seconds.observe(processed.extract_seconds);
+    match &processed.outcome {
+        Outcome::Record {
+            kinds, warnings, ..
+        } => {
+            metrics.messages.with_label_values(&["record"]).inc();
+            for kind in kinds {
+                metrics.events.with_label_values(&[kind.as_str()]).inc();
+            }
+            for warning in warnings {
+                metrics.warnings.with_label_values(&[warning]).inc();
+            }
+        }
+        Outcome::Dlq { kind, .. } => {
+            metrics.messages.with_label_values(&["dlq"]).inc();
+            metrics.errors.with_label_values(&[kind]).inc();
+        }
+        Outcome::Skipped { rpc } => {
+            metrics.messages.with_label_values(&["skipped"]).inc();
+            metrics.skipped.with_label_values(&[rpc]).inc();
+        }
+    }
+}
+
+/// Extracts a batch on a blocking thread, off the consumer's task.
+pub(crate) async fn process_batch(
+    messages: Vec<OwnedMessage>,
+    options: cwmp_inform::Options,
+) -> anyhow::Result<Vec<Processed>> {
+    let received = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || {
+        messages
+            .into_iter()
+            .map(|message| {
+                let start = std::time::Instant::now();
+                let outcome = process::process(&message, &options);
+                Processed {
+                    message,
+                    outcome,
+                    received,
+                    extract_seconds: start.elapsed().as_secs_f64(),
+                }
+            })
+            .collect()
+    })
+    .await
+    .context("extraction task failed")
+}

@@ -1,0 +1,246 @@
+//! The ingest service against a real Kafka-protocol broker.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cwmp_stream::config::{Config, Delivery};
+use cwmp_stream::health::Health;
+use cwmp_stream::ingest;
+use cwmp_stream::metrics::IngestMetrics;
+use rdkafka::message::{Message, OwnedMessage};
+use tokio::sync::watch;
+
+use crate::kafka_util::{header, produce, read_topic, Broker, Input};
+
+/// What each input must become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Record,
+    Dlq,
+    Skipped,
+}
+
+/// Every documented vector as a raw body, some with transport headers, some wrapped
+/// in envelopes, plus hostile bytes: `copies` rounds of them.
+fn mixed_inputs(copies: usize) -> (Vec<Input>, Vec<Want>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cwmp-inform/tests/documents");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("documents")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    names.sort();
+    let mut inputs = Vec::new();
+    let mut wants = Vec::new();
+    for round in 0..copies {
+        for path in &names {
+            let body = std::fs::read(path).expect("vector");
+            let golden: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(path.with_extension("json")).expect("golden"),
+            )
+            .expect("json");
+            let want = match golden["error"]["kind"].as_str() {
+                None => Want::Record,
+                Some("not_inform" | "empty") => Want::Skipped,
+                Some(_) => Want::Dlq,
+            };
+            let key = Some(format!("session-{round}-{}", inputs.len()).into_bytes());
+            if round % 2 == 0 {
+                let headers = vec![
+                    (
+                        "cwmp-received-at".to_owned(),
+                        "2025-11-24T16:00:00Z".to_owned(),
+                    ),
+                    ("cwmp-acs".to_owned(), "acs-eu-1".to_owned()),
+                    ("trace".to_owned(), format!("t{}", inputs.len())),
+                ];
+                inputs.push((key, body, headers));
+                wants.push(want);
+            } else if let Ok(text) = String::from_utf8(body.clone()) {
+                let env = serde_json::json!({"received_at": 1_764_000_000_000_i64, "remote_addr": "203.0.113.7", "body": text});
+                inputs.push((key, env.to_string().into_bytes(), vec![]));
+                wants.push(want);
+            } else {
+                inputs.push((key, body, vec![]));
+                wants.push(want);
+            }
+        }
+        inputs.push((None, vec![0xFF, 0x00, 0x13, 0x37], vec![]));
+        wants.push(Want::Dlq);
+        inputs.push((None, b"{\"body\": 42}".to_vec(), vec![]));
+        wants.push(Want::Dlq);
+    }
+    (inputs, wants)
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    metrics: IngestMetrics,
+}
+
+fn start(config: Config) -> Running {
+    let (stop, rx) = watch::channel(false);
+    let metrics = IngestMetrics::new();
+    let health = Arc::new(Health::new(Duration::from_secs(60)));
+    let m = metrics.clone();
+    let task = tokio::spawn(async move { ingest::run(&config, m, health, rx).await });
+    Running {
+        stop,
+        task,
+        metrics,
+    }
+}
+
+impl Running {
+    async fn stop(self) -> IngestMetrics {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("stops within the drain bound")
+            .expect("no panic")
+            .expect("clean exit");
+        self.metrics
+    }
+}
+
+/// Maps every output back to its input position.
+fn outputs_by_input(
+    records: &[OwnedMessage],
+    dlq: &[OwnedMessage],
+) -> HashMap<(i32, i64), Vec<Want>> {
+    let mut by_input: HashMap<(i32, i64), Vec<Want>> = HashMap::new();
+    for r in records {
+        let json: serde_json::Value =
+            serde_json::from_slice(r.payload().expect("payload")).expect("record JSON");
+        let key = std::str::from_utf8(r.key().expect("key")).expect("utf8 key");
+        assert_eq!(json["device_id"], key, "key = device_id");
+        let pos = (
+            json["source"]["partition"].as_i64().expect("partition") as i32,
+            json["source"]["offset"].as_i64().expect("offset"),
+        );
+        by_input.entry(pos).or_default().push(Want::Record);
+    }
+    for d in dlq {
+        let pos = (
+            header(d, "cwmp-source-partition")
+                .expect("partition header")
+                .parse()
+                .expect("int"),
+            header(d, "cwmp-source-offset")
+                .expect("offset header")
+                .parse()
+                .expect("int"),
+        );
+        assert!(header(d, "cwmp-error-kind").is_some() && header(d, "cwmp-error").is_some());
+        by_input.entry(pos).or_default().push(Want::Dlq);
+    }
+    by_input
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_input_is_accounted_for() {
+    let broker = Broker::start();
+    let topics = broker.topics("account", 4).await;
+    let (inputs, wants) = mixed_inputs(4);
+    let positions = produce(&broker, &topics.raw, 4, &inputs).await;
+    let running = start(broker.config(&topics));
+    let n_records = wants.iter().filter(|w| **w == Want::Record).count();
+    let n_dlq = wants.iter().filter(|w| **w == Want::Dlq).count();
+    let records = read_topic(
+        &broker,
+        &topics.events,
+        n_records,
+        false,
+        Duration::from_secs(60),
+    );
+    let dlq = read_topic(&broker, &topics.dlq, n_dlq, false, Duration::from_secs(30));
+    let metrics = running.stop().await;
+
+    let by_input = outputs_by_input(&records, &dlq);
+    for (i, (pos, want)) in positions.iter().zip(&wants).enumerate() {
+        let got = by_input.get(pos).cloned().unwrap_or_default();
+        match want {
+            Want::Skipped => assert!(
+                got.is_empty(),
+                "input {i} at {pos:?} should be skipped, got {got:?}"
+            ),
+            w => assert_eq!(got, vec![*w], "input {i} at {pos:?}"),
+        }
+    }
+    let skipped = metrics.messages.with_label_values(&["skipped"]).get() as usize;
+    assert_eq!(
+        records.len() + dlq.len() + skipped,
+        inputs.len(),
+        "records + DLQ + skipped = inputs"
+    );
+    assert_eq!(
+        metrics.messages.with_label_values(&["record"]).get() as usize,
+        records.len()
+    );
+    assert_eq!(
+        metrics.messages.with_label_values(&["dlq"]).get() as usize,
+        dlq.len()
+    );
+
+    // Dead letters keep the original bytes, key and headers.
+    let by_pos: HashMap<(i32, i64), &Input> =
+        positions.iter().copied().zip(inputs.iter()).collect();
+    for d in &dlq {
+        let pos: (i32, i64) = (
+            header(d, "cwmp-source-partition")
+                .expect("p")
+                .parse()
+                .expect("int"),
+            header(d, "cwmp-source-offset")
+                .expect("o")
+                .parse()
+                .expect("int"),
+        );
+        let (key, payload, headers) = by_pos[&pos];
+        assert_eq!(d.payload().unwrap_or_default(), payload.as_slice());
+        assert_eq!(d.key().map(<[u8]>::to_vec), key.clone());
+        for (k, v) in headers {
+            assert_eq!(header(d, k), Some(v.as_str()), "original header {k} kept");
+        }
+        assert_eq!(header(d, "cwmp-source-topic"), Some(topics.raw.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_gives_each_record_once_to_committed_readers() {
+    let broker = Broker::start();
+    if broker.mock().is_none() {
+        eprintln!("exactly-once runs on the mock cluster only (the external broker may not support transactions)");
+        return;
+    }
+    let topics = broker.topics("eos", 2).await;
+    let (inputs, wants) = mixed_inputs(2);
+    let positions = produce(&broker, &topics.raw, 2, &inputs).await;
+    let mut config = broker.config(&topics);
+    config.ingest.delivery = Delivery::ExactlyOnce;
+    config.ingest.batch_max_messages = 16;
+    let running = start(config);
+    let n_records = wants.iter().filter(|w| **w == Want::Record).count();
+    let n_dlq = wants.iter().filter(|w| **w == Want::Dlq).count();
+    let records = read_topic(
+        &broker,
+        &topics.events,
+        n_records,
+        true,
+        Duration::from_secs(60),
+    );
+    let dlq = read_topic(&broker, &topics.dlq, n_dlq, true, Duration::from_secs(30));
+    let metrics = running.stop().await;
+    let by_input = outputs_by_input(&records, &dlq);
+    for (pos, want) in positions.iter().zip(&wants) {
+        let got = by_input.get(pos).cloned().unwrap_or_default();
+        match want {
+            Want::Skipped => assert!(got.is_empty()),
+            w => assert_eq!(got, vec![*w], "input at {pos:?} exactly once"),
+        }
+    }
+    assert!(metrics.transactions.with_label_values(&["committed"]).get() > 0);
+}
