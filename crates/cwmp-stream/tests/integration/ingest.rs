@@ -12,7 +12,7 @@ use cwmp_stream::metrics::IngestMetrics;
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::watch;
 
-use crate::kafka_util::{header, produce, read_topic, Broker, Input};
+use crate::kafka_util::{header, produce, read_topic, wait_for, Broker, Input};
 
 /// What each input must become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,4 +243,155 @@ async fn exactly_once_gives_each_record_once_to_committed_readers() {
         }
     }
     assert!(metrics.transactions.with_label_values(&["committed"]).get() > 0);
+}
+
+/// Checks that every input has at least one output of the right kind (at-least-once
+/// allows duplicates) or, with `exactly`, exactly one.
+fn assert_accounted(
+    positions: &[(i32, i64)],
+    wants: &[Want],
+    records: &[OwnedMessage],
+    dlq: &[OwnedMessage],
+    exactly: bool,
+) {
+    let by_input = outputs_by_input(records, dlq);
+    for (pos, want) in positions.iter().zip(wants) {
+        let got = by_input.get(pos).cloned().unwrap_or_default();
+        match want {
+            Want::Skipped => assert!(got.is_empty(), "{pos:?} should be skipped, got {got:?}"),
+            w if exactly => assert_eq!(got, vec![*w], "input at {pos:?} exactly once"),
+            w => assert!(
+                !got.is_empty() && got.iter().all(|g| g == w),
+                "input at {pos:?}: want {w:?}, got {got:?}"
+            ),
+        }
+    }
+}
+
+fn count_wants(wants: &[Want]) -> (usize, usize) {
+    (
+        wants.iter().filter(|w| **w == Want::Record).count(),
+        wants.iter().filter(|w| **w == Want::Dlq).count(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_survives_an_aborted_transaction() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let broker = Broker::start();
+    let Some(mock) = broker.mock() else {
+        return;
+    };
+    let topics = broker.topics("eos-abort", 2).await;
+    let (inputs, wants) = mixed_inputs(6);
+    let positions = produce(&broker, &topics.raw, 2, &inputs).await;
+    let mut config = broker.config(&topics);
+    config.ingest.delivery = Delivery::ExactlyOnce;
+    config.ingest.batch_max_messages = 4;
+    let running = start(config);
+    // Let some transactions commit, then make the next produce requests fail in a
+    // way that forces an abort while most of the input is still to come.
+    let (n_records, n_dlq) = count_wants(&wants);
+    let early = wait_for(&broker, &topics.events, 8, true, Duration::from_secs(30));
+    assert!(early >= 8, "some transactions committed before the fault");
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 3],
+    );
+    let records = read_topic(
+        &broker,
+        &topics.events,
+        n_records,
+        true,
+        Duration::from_secs(90),
+    );
+    let dlq = read_topic(&broker, &topics.dlq, n_dlq, true, Duration::from_secs(30));
+    let metrics = running.stop().await;
+    assert!(
+        metrics.transactions.with_label_values(&["aborted"]).get() > 0,
+        "the injected fault aborted a transaction"
+    );
+    assert_accounted(&positions, &wants, &records, &dlq, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_and_back_loses_nothing() {
+    let broker = Broker::start();
+    let Some(mock) = broker.mock() else {
+        return;
+    };
+    let topics = broker.topics("broker-down", 4).await;
+    let (inputs, wants) = mixed_inputs(4);
+    let half = inputs.len() / 2;
+    let mut positions = produce(&broker, &topics.raw, 4, &inputs[..half]).await;
+    let running = start(broker.config(&topics));
+    let (first_records, _) = count_wants(&wants[..half]);
+    wait_for(
+        &broker,
+        &topics.events,
+        first_records / 2,
+        false,
+        Duration::from_secs(30),
+    );
+    // Take a broker down mid-stream: its partitions (input and output) are unavailable.
+    mock.broker_down(2).expect("broker down");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    mock.broker_up(2).expect("broker up");
+    positions.extend(produce(&broker, &topics.raw, 4, &inputs[half..]).await);
+    let (n_records, n_dlq) = count_wants(&wants);
+    let records = read_topic(
+        &broker,
+        &topics.events,
+        n_records,
+        false,
+        Duration::from_secs(90),
+    );
+    let dlq = read_topic(&broker, &topics.dlq, n_dlq, false, Duration::from_secs(30));
+    running.stop().await;
+    assert_accounted(&positions, &wants, &records, &dlq, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_partitions_through_a_rebalance() {
+    let broker = Broker::start();
+    let topics = broker.topics("two", 6).await;
+    let (inputs, wants) = mixed_inputs(8);
+    let third = inputs.len() / 3;
+    let mut positions = produce(&broker, &topics.raw, 6, &inputs[..third]).await;
+    let config = broker.config(&topics);
+    let first = start(config.clone());
+    let (some, _) = count_wants(&wants[..third]);
+    wait_for(
+        &broker,
+        &topics.events,
+        some / 2,
+        false,
+        Duration::from_secs(30),
+    );
+    // A second instance joins the group: partitions move while messages flow.
+    let second = start(config);
+    positions.extend(produce(&broker, &topics.raw, 6, &inputs[third..]).await);
+    let (n_records, n_dlq) = count_wants(&wants);
+    let records = read_topic(
+        &broker,
+        &topics.events,
+        n_records,
+        false,
+        Duration::from_secs(90),
+    );
+    let dlq = read_topic(&broker, &topics.dlq, n_dlq, false, Duration::from_secs(30));
+    let m2 = second.stop().await;
+    let m1 = first.stop().await;
+    assert_accounted(&positions, &wants, &records, &dlq, false);
+    let done = |m: &IngestMetrics| {
+        ["record", "dlq", "skipped"]
+            .iter()
+            .map(|r| m.messages.with_label_values(&[r]).get())
+            .sum::<u64>()
+    };
+    assert!(
+        done(&m2) > 0,
+        "the second instance took over partitions and worked"
+    );
+    assert!(done(&m1) > 0);
 }

@@ -165,13 +165,42 @@ pub async fn produce(
 }
 
 /// Reads a topic from the start until `expected` messages arrived and nothing more
-/// came for `settle`, or `deadline` passed.
+/// came for 1.5 s, or `deadline` passed.
 pub fn read_topic(
     broker: &Broker,
     topic: &str,
     expected: usize,
     committed_only: bool,
     deadline: Duration,
+) -> Vec<OwnedMessage> {
+    read(
+        broker,
+        topic,
+        expected,
+        committed_only,
+        deadline,
+        Duration::from_millis(1500),
+    )
+}
+
+/// Waits until at least `n` messages are in the topic (or `deadline` passed).
+pub fn wait_for(
+    broker: &Broker,
+    topic: &str,
+    n: usize,
+    committed_only: bool,
+    deadline: Duration,
+) -> usize {
+    read(broker, topic, n, committed_only, deadline, Duration::ZERO).len()
+}
+
+fn read(
+    broker: &Broker,
+    topic: &str,
+    expected: usize,
+    committed_only: bool,
+    deadline: Duration,
+    settle: Duration,
 ) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker.bootstrap)
@@ -200,9 +229,12 @@ pub fn read_topic(
             Some(Ok(m)) => {
                 got.push(m.detach());
                 last_new = Instant::now();
+                if settle.is_zero() && got.len() >= expected {
+                    break;
+                }
             }
             Some(Err(_)) | None => {
-                if got.len() >= expected && last_new.elapsed() > Duration::from_millis(1500) {
+                if got.len() >= expected && last_new.elapsed() >= settle {
                     break;
                 }
             }
