@@ -42,10 +42,13 @@ pub struct KafkaConfig {
     /// `bootstrap.servers`.
     pub brokers: String,
     /// librdkafka properties for every client (TLS, SASL, client.id …).
+    #[serde(deserialize_with = "properties")]
     pub client: BTreeMap<String, String>,
     /// librdkafka properties for consumers only, applied after `client`.
+    #[serde(deserialize_with = "properties")]
     pub consumer: BTreeMap<String, String>,
     /// librdkafka properties for producers only, applied after `client`.
+    #[serde(deserialize_with = "properties")]
     pub producer: BTreeMap<String, String>,
 }
 
@@ -58,6 +61,36 @@ impl Default for KafkaConfig {
             producer: BTreeMap::new(),
         }
     }
+}
+
+/// librdkafka takes every property as a string; TOML and the environment may give
+/// numbers or booleans (`linger.ms = 5`, `CWMP__KAFKA__PRODUCER__LINGER_MS=5`).
+fn properties<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Bool(bool),
+        Int(i64),
+        Uint(u64),
+        Float(f64),
+    }
+    let map = BTreeMap::<String, Scalar>::deserialize(d)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::Text(s) => s,
+                Scalar::Bool(b) => b.to_string(),
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Uint(u) => u.to_string(),
+                Scalar::Float(f) => f.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
 }
 
 /// How outputs and input offsets are tied together.
@@ -414,6 +447,8 @@ mod tests {
             )?;
             jail.set_env("CWMP__INGEST__GROUP_ID", "from-env");
             jail.set_env("CWMP__KAFKA__PRODUCER__LINGER_MS", "20");
+            jail.set_env("CWMP__KAFKA__CONSUMER__AUTO_COMMIT_INTERVAL_MS", "200");
+            jail.set_env("CWMP__KAFKA__CLIENT__SOCKET_KEEPALIVE_ENABLE", "true");
             let c = Config::load(
                 Some(Path::new("c.toml")),
                 Some("[kafka]\nbrokers = \"flag:9092\"\n"),

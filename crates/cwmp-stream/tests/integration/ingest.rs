@@ -16,7 +16,7 @@ use crate::kafka_util::{header, produce, read_topic, wait_for, Broker, Input};
 
 /// What each input must become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
+pub(crate) enum Want {
     Record,
     Dlq,
     Skipped,
@@ -24,7 +24,7 @@ enum Want {
 
 /// Every documented vector as a raw body, some with transport headers, some wrapped
 /// in envelopes, plus hostile bytes: `copies` rounds of them.
-fn mixed_inputs(copies: usize) -> (Vec<Input>, Vec<Want>) {
+pub(crate) fn mixed_inputs(copies: usize) -> (Vec<Input>, Vec<Want>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cwmp-inform/tests/documents");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("documents")
@@ -247,7 +247,7 @@ async fn exactly_once_gives_each_record_once_to_committed_readers() {
 
 /// Checks that every input has at least one output of the right kind (at-least-once
 /// allows duplicates) or, with `exactly`, exactly one.
-fn assert_accounted(
+pub(crate) fn assert_accounted(
     positions: &[(i32, i64)],
     wants: &[Want],
     records: &[OwnedMessage],
@@ -268,7 +268,7 @@ fn assert_accounted(
     }
 }
 
-fn count_wants(wants: &[Want]) -> (usize, usize) {
+pub(crate) fn count_wants(wants: &[Want]) -> (usize, usize) {
     (
         wants.iter().filter(|w| **w == Want::Record).count(),
         wants.iter().filter(|w| **w == Want::Dlq).count(),

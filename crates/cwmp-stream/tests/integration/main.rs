@@ -3,3 +3,4 @@
 mod extract;
 mod ingest;
 mod kafka_util;
+mod process_faults;
