@@ -1,6 +1,8 @@
 //! Integration tests of the `cwmp-stream` binary, run as a process.
 
+mod check_config;
 mod extract;
+mod http;
 mod ingest;
 mod kafka_util;
 mod process_faults;

@@ -1,0 +1,70 @@
+//! `cwmp-stream check-config`: validates and prints the effective configuration.
+
+use std::process::Command;
+
+fn run(file: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cwmp-stream"));
+    cmd.arg("check-config").arg(file);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run")
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cwmp-check-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn the_example_config_is_valid_and_secrets_are_redacted() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../config/cwmp-stream.example.toml");
+    let out = run(
+        &example,
+        &[("CWMP__KAFKA__CLIENT__SASL_PASSWORD", "s3cret-from-env")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("<redacted>"), "{stdout}");
+    assert!(
+        !stdout.contains("s3cret-from-env") && !stdout.contains("change-me"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("delivery = \"at-least-once\""), "{stdout}");
+    let parsed: toml::Table = toml::from_str(&stdout).expect("the output is TOML");
+    assert!(parsed.contains_key("kafka"));
+}
+
+#[test]
+fn invalid_configs_exit_two_with_the_reason() {
+    let bad = write("bad.toml", "[ingest]\ndelivery = \"sometimes\"\n");
+    let out = run(&bad, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sometimes") || stderr.contains("delivery"),
+        "{stderr}"
+    );
+
+    let out = run(std::path::Path::new("/nonexistent/cwmp.toml"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let managed = write(
+        "managed.toml",
+        "[kafka.consumer]\n\"enable.auto.offset.store\" = \"true\"\n",
+    );
+    let out = run(&managed, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("overrides a property the service manages")
+    );
+}
