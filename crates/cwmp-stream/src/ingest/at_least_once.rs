@@ -51,7 +51,18 @@ pub async fn run(
     config: &Config,
     metrics: IngestMetrics,
     health: Arc<Health>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    run_with(config, metrics, health, stop, super::process::process).await
+}
+
+/// [`run`] with another transform (the benchmarks' pass-through).
+pub async fn run_with(
+    config: &Config,
+    metrics: IngestMetrics,
+    health: Arc<Health>,
     mut stop: watch::Receiver<bool>,
+    transform: super::Transform,
 ) -> anyhow::Result<()> {
     let consumer = Arc::new(create_consumer(
         config,
@@ -83,7 +94,7 @@ pub async fn run(
         .stream()
         .ready_chunks(batch_max)
         .map(detach_batch)
-        .map(move |messages| process_batch(messages, options))
+        .map(move |messages| process_batch(messages, options, transform))
         // Two batches extract at once (one per core) and come out in order.
         .buffered(2);
 

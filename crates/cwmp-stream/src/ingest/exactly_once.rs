@@ -109,7 +109,7 @@ pub async fn run(
             continue;
         }
         let starts = first_offsets(&batch);
-        let mut processed = process_batch(batch, options).await?;
+        let mut processed = process_batch(batch, options, super::process::process).await?;
         match transact(config, &consumer, &producer, &mut processed).await {
             Ok(()) => {
                 metrics.transactions.with_label_values(&["committed"]).inc();

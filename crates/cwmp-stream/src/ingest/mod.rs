@@ -212,10 +212,15 @@ pub(crate) fn count(metrics: &IngestMetrics, processed: &Processed) {
     }
 }
 
+/// What turns an input message into an outcome: [`process::process`] in the service;
+/// benchmarks substitute a pass-through to measure the Kafka path alone.
+pub type Transform = fn(&OwnedMessage, &cwmp_inform::Options) -> Outcome;
+
 /// Extracts a batch on a blocking thread, off the consumer's task.
 pub(crate) async fn process_batch(
     messages: Vec<OwnedMessage>,
     options: cwmp_inform::Options,
+    transform: Transform,
 ) -> anyhow::Result<Vec<Processed>> {
     let received = std::time::Instant::now();
     tokio::task::spawn_blocking(move || {
@@ -223,7 +228,7 @@ pub(crate) async fn process_batch(
             .into_iter()
             .map(|message| {
                 let start = std::time::Instant::now();
-                let outcome = process::process(&message, &options);
+                let outcome = transform(&message, &options);
                 Processed {
                     message,
                     outcome,

@@ -117,18 +117,18 @@ impl Broker {
             .insert("heartbeat.interval.ms".into(), "500".into());
         c
     }
-
-    pub fn producer(&self) -> FutureProducer {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("linger.ms", "5")
-            .create()
-            .expect("producer")
-    }
 }
 
 /// An input message: key, payload, headers.
 pub type Input = (Option<Vec<u8>>, Vec<u8>, Vec<(String, String)>);
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
 
 /// Produces inputs round-robin over the partitions; returns (partition, offset) of each.
 pub async fn produce(
@@ -137,7 +137,17 @@ pub async fn produce(
     partitions: i32,
     inputs: &[Input],
 ) -> Vec<(i32, i64)> {
-    let producer = broker.producer();
+    produce_to(&broker.bootstrap, topic, partitions, inputs).await
+}
+
+/// [`produce`] by bootstrap address (usable from spawned tasks).
+pub async fn produce_to(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    inputs: &[Input],
+) -> Vec<(i32, i64)> {
+    let producer = producer(bootstrap);
     let mut futures = Vec::new();
     for (i, (key, payload, headers)) in inputs.iter().enumerate() {
         let mut h = OwnedHeaders::new();

@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::ingest::{assert_accounted, count_wants, mixed_inputs, Want};
-use crate::kafka_util::{produce, read_topic, wait_for, Broker, Topics};
+use crate::kafka_util::{produce, produce_to, read_topic, wait_for, Broker, Topics};
 
 fn spawn_ingest(broker: &Broker, topics: &Topics) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cwmp-stream"))
@@ -77,24 +77,32 @@ async fn killed_mid_stream_and_restarted_loses_nothing() {
     let broker = Broker::start();
     let topics = broker.topics("kill9", 4).await;
     let (inputs, wants) = mixed_inputs(30);
-    let positions = produce(&broker, &topics.raw, 4, &inputs).await;
     let (n_records, n_dlq) = count_wants(&wants);
+    let half = inputs.len() / 2;
+    let mut positions = produce(&broker, &topics.raw, 4, &inputs[..half]).await;
 
     let mut first = spawn_ingest(&broker, &topics);
+    // Input keeps arriving in small chunks while the first instance works, so the
+    // kill lands mid-stream whatever the broker's speed.
+    let rest = inputs[half..].to_vec();
+    let bootstrap = broker.bootstrap.clone();
+    let raw = topics.raw.clone();
+    let trickle = tokio::spawn(async move {
+        let mut positions = Vec::new();
+        for chunk in rest.chunks(40) {
+            positions.extend(produce_to(&bootstrap, &raw, 4, chunk).await);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        positions
+    });
     wait_for(&broker, &topics.events, 50, false, Duration::from_secs(60));
     first.kill().expect("SIGKILL");
     let _ = first.wait();
-    let at_kill = wait_for(
-        &broker,
-        &topics.events,
-        n_records,
-        false,
-        Duration::from_secs(2),
-    );
     assert!(
-        at_kill < n_records,
-        "killed mid-stream ({at_kill} of {n_records} records out)"
+        !trickle.is_finished(),
+        "killed while input was still arriving"
     );
+    positions.extend(trickle.await.expect("trickle"));
 
     let mut second = spawn_ingest(&broker, &topics);
     let records = read_topic(
