@@ -19,6 +19,7 @@ pub const ENV_PREFIX: &str = "CWMP__";
 pub struct Config {
     pub kafka: KafkaConfig,
     pub ingest: IngestConfig,
+    pub detect: DetectServiceConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -140,6 +141,72 @@ impl Default for IngestConfig {
             max_in_flight: 20_000,
             drain_timeout_ms: 20_000,
             stall_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// Which part of the detect service a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Worker and fleet stage in one process.
+    All,
+    /// Per-device detectors and partial aggregates (scale with `detect.input_topic` partitions).
+    Worker,
+    /// Merges partial aggregates and decides fleet alerts.
+    Fleet,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::All => "all",
+            Stage::Worker => "worker",
+            Stage::Fleet => "fleet",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectServiceConfig {
+    /// EventRecords (ingest's output).
+    pub input_topic: String,
+    /// Partial window aggregates, worker → fleet stage.
+    pub aggregates_topic: String,
+    pub alerts_topic: String,
+    /// Consumer group of the workers.
+    pub group_id: String,
+    /// Consumer group of the fleet stage.
+    pub fleet_group_id: String,
+    pub stage: Stage,
+    /// Most records handed to the detectors at once.
+    pub batch_max_messages: usize,
+    /// A worker's watermark waits for every assigned partition, except one that has
+    /// been caught up (at its end, nothing new) for this long (wall time).
+    pub partition_idle_ms: u64,
+    /// On SIGTERM/SIGINT: how long to wait for outputs before exiting.
+    pub drain_timeout_ms: u64,
+    /// `/readyz` turns unready when there is lag and nothing was consumed for this long.
+    pub stall_timeout_ms: u64,
+    /// Detector thresholds and windows (`[detect.rules]`, `[detect.rules.boot_storm]`, …).
+    pub rules: cwmp_detect::DetectConfig,
+}
+
+impl Default for DetectServiceConfig {
+    fn default() -> Self {
+        DetectServiceConfig {
+            input_topic: "cwmp.events".to_owned(),
+            aggregates_topic: "cwmp.aggregates".to_owned(),
+            alerts_topic: "cwmp.alerts".to_owned(),
+            group_id: "cwmp-detect".to_owned(),
+            fleet_group_id: "cwmp-detect-fleet".to_owned(),
+            stage: Stage::All,
+            batch_max_messages: 1024,
+            partition_idle_ms: 3_000,
+            drain_timeout_ms: 20_000,
+            stall_timeout_ms: 60_000,
+            rules: cwmp_detect::DetectConfig::default(),
         }
     }
 }
@@ -327,6 +394,27 @@ impl Config {
                 "log.level {:?} is not a valid filter",
                 self.log.level
             ));
+        }
+        let d = &self.detect;
+        for (name, value) in [
+            ("detect.input_topic", &d.input_topic),
+            ("detect.aggregates_topic", &d.aggregates_topic),
+            ("detect.alerts_topic", &d.alerts_topic),
+            ("detect.group_id", &d.group_id),
+            ("detect.fleet_group_id", &d.fleet_group_id),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("{name} is empty"));
+            }
+        }
+        if d.group_id == d.fleet_group_id {
+            problems.push("detect.group_id and detect.fleet_group_id must differ".to_owned());
+        }
+        if d.batch_max_messages == 0 {
+            problems.push("detect.batch_max_messages must be at least 1".to_owned());
+        }
+        if let Err(err) = d.rules.validate() {
+            problems.push(format!("detect.rules: {}", err.0));
         }
         if problems.is_empty() {
             Ok(())

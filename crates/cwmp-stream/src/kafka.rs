@@ -3,12 +3,18 @@
 //! `tracing` events and metrics.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use prometheus::IntGauge;
+use futures::FutureExt;
+
+use prometheus::{IntCounterVec, IntGauge};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, OwnedMessage};
 use rdkafka::statistics::Statistics;
 
 use crate::config::KafkaConfig;
@@ -27,7 +33,7 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str, ours: &[(&str, &str)
     for (k, v) in kafka.client.iter().chain(&kafka.consumer) {
         c.set(k, v);
     }
-    c.set_log_level(RDKafkaLogLevel::Info);
+    c.set_log_level(log_level(&c));
     c
 }
 
@@ -42,8 +48,18 @@ pub fn producer_config(kafka: &KafkaConfig, ours: &[(&str, &str)]) -> ClientConf
     for (k, v) in kafka.client.iter().chain(&kafka.producer) {
         c.set(k, v);
     }
-    c.set_log_level(RDKafkaLogLevel::Info);
+    c.set_log_level(log_level(&c));
     c
+}
+
+/// Info, or Debug when librdkafka's `debug` contexts are asked for in a passthrough
+/// map (otherwise the debug lines they turn on would be filtered out).
+fn log_level(c: &ClientConfig) -> RDKafkaLogLevel {
+    if c.get("debug").is_some_and(|d| !d.is_empty()) {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Info
+    }
 }
 
 fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -60,16 +76,35 @@ fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
     }
 }
 
-/// The ingest consumer's context: rebalance bookkeeping, commit on revoke, lag.
+/// The gauges and counters a group consumer keeps up to date.
+#[derive(Debug, Clone)]
+pub struct ConsumerMetrics {
+    pub rebalances: IntCounterVec,
+    pub consumer_lag: IntGauge,
+    pub assigned_partitions: IntGauge,
+}
+
+impl From<&IngestMetrics> for ConsumerMetrics {
+    fn from(m: &IngestMetrics) -> Self {
+        ConsumerMetrics {
+            rebalances: m.rebalances.clone(),
+            consumer_lag: m.consumer_lag.clone(),
+            assigned_partitions: m.assigned_partitions.clone(),
+        }
+    }
+}
+
+/// A group consumer's context (ingest, detect worker, fleet stage): rebalance
+/// bookkeeping, commit on revoke, lag.
 #[derive(Debug)]
-pub struct IngestConsumerContext {
-    pub metrics: IngestMetrics,
+pub struct GroupConsumerContext {
+    pub metrics: ConsumerMetrics,
     pub health: Arc<Health>,
     /// Set on every rebalance; the exactly-once loop drops an uncommitted batch then.
     pub rebalanced: std::sync::atomic::AtomicBool,
 }
 
-impl ClientContext for IngestConsumerContext {
+impl ClientContext for GroupConsumerContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         log_to_tracing(level, fac, log_message);
     }
@@ -91,7 +126,7 @@ impl ClientContext for IngestConsumerContext {
     }
 }
 
-impl ConsumerContext for IngestConsumerContext {
+impl ConsumerContext for GroupConsumerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
@@ -146,4 +181,57 @@ impl ClientContext for ProducerStatsContext {
     fn stats(&self, statistics: Statistics) {
         self.queue.set(statistics.msg_cnt as i64);
     }
+}
+
+/// How long a wait for the next message may sleep before the queue is polled again.
+const RECV_RECHECK: Duration = Duration::from_millis(50);
+
+/// Waits for the next message or consumer error.
+///
+/// rdkafka's `StreamConsumer` is woken by an edge-triggered "queue non-empty"
+/// callback that can be missed when librdkafka serves a statistics or log event in
+/// the same poll (rust-rdkafka issue #665); its own fallback wakes it only every
+/// `max.poll.interval.ms / 2` (150 s by default), and we ask for statistics every
+/// 5 s. So the wait is bounded and the queue polled again, which costs at most
+/// [`RECV_RECHECK`] per missed wake-up.
+pub async fn recv<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+) -> KafkaResult<BorrowedMessage<'_>> {
+    loop {
+        if let Ok(result) = tokio::time::timeout(RECV_RECHECK, consumer.recv()).await {
+            return result;
+        }
+    }
+}
+
+/// What one [`recv_batch`] returned.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub messages: Vec<OwnedMessage>,
+    /// Partitions whose end was reached (only with `enable.partition.eof`).
+    pub eof: Vec<i32>,
+}
+
+/// Waits for a first message (or end-of-partition event), then takes whatever else
+/// is already fetched, up to `max` messages, copied out of the consumer's buffers so
+/// that they can cross threads. Other consumer errors are logged and skipped
+/// (librdkafka retries them).
+pub async fn recv_batch<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    max: usize,
+) -> Batch {
+    let mut batch = Batch::default();
+    let mut next = Some(recv(consumer).await);
+    while let Some(result) = next {
+        match result {
+            Ok(message) => batch.messages.push(message.detach()),
+            Err(KafkaError::PartitionEOF(partition)) => batch.eof.push(partition),
+            Err(err) => tracing::warn!(%err, "consumer error"),
+        }
+        if batch.messages.len() >= max {
+            break;
+        }
+        next = consumer.recv().now_or_never();
+    }
+    batch
 }

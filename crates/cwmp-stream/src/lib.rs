@@ -3,6 +3,7 @@
 //! `main.rs` is a thin command line over these modules.
 
 pub mod config;
+pub mod detect;
 pub mod extract;
 pub mod health;
 pub mod http;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use cwmp_inform::{Charset, Limits, Options};
 use cwmp_stream::config::{Config, Delivery};
-use cwmp_stream::{extract, health, http, ingest, metrics, shutdown, telemetry};
+use cwmp_stream::{detect, extract, health, http, ingest, metrics, shutdown, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +38,15 @@ enum Command {
     /// environment variables, then these flags. Metrics on /metrics, liveness on
     /// /healthz, readiness on /readyz. SIGTERM drains in-flight messages and exits 0.
     Ingest(IngestArgs),
+    /// Watch EventRecords for fleet trouble: boot storms, ACS mass reboots, reboot
+    /// loops, wake-up storms, bootstrap waves, retry storms.
+    ///
+    /// On Kafka: workers consume detect.input_topic and publish partial aggregates;
+    /// the fleet stage merges them; both publish alerts (--stage picks what this
+    /// process runs; all by default). With --replay FILE (EventRecord NDJSON, `-` for
+    /// standard input) the whole pipeline runs in process and prints the alerts as
+    /// NDJSON in decision order; a summary goes to standard error.
+    Detect(DetectArgs),
     /// Validate a configuration file (with the environment applied) and print the
     /// effective configuration, secrets redacted. Exit 0 when valid, 2 when not.
     CheckConfig {
@@ -82,6 +91,45 @@ impl IngestArgs {
         section("kafka", "brokers", &self.brokers);
         section("ingest", "delivery", &self.delivery);
         section("ingest", "group_id", &self.group_id);
+        section("metrics", "listen", &self.metrics_listen);
+        Ok(toml::to_string(&doc)?)
+    }
+}
+
+#[derive(Debug, Args)]
+struct DetectArgs {
+    /// TOML configuration file (the [detect] and [detect.rules] sections, and [kafka]).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Replay EventRecord NDJSON in process instead of consuming Kafka.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+    /// Kafka bootstrap servers (kafka.brokers).
+    #[arg(long, conflicts_with = "replay")]
+    brokers: Option<String>,
+    /// What this process runs (detect.stage).
+    #[arg(long, value_parser = ["all", "worker", "fleet"], conflicts_with = "replay")]
+    stage: Option<String>,
+    /// Metrics listener address, empty to disable (metrics.listen).
+    #[arg(long, conflicts_with = "replay")]
+    metrics_listen: Option<String>,
+}
+
+impl DetectArgs {
+    fn overrides(&self) -> anyhow::Result<String> {
+        let mut doc = toml::Table::new();
+        let mut section = |name: &str, key: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                let table = doc
+                    .entry(name.to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = table {
+                    t.insert(key.to_owned(), toml::Value::String(v.clone()));
+                }
+            }
+        };
+        section("kafka", "brokers", &self.brokers);
+        section("detect", "stage", &self.stage);
         section("metrics", "listen", &self.metrics_listen);
         Ok(toml::to_string(&doc)?)
     }
@@ -212,11 +260,68 @@ fn run_ingest(args: &IngestArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn run_detect(args: &DetectArgs) -> anyhow::Result<u8> {
+    let config = Config::load(args.config.as_deref(), Some(&args.overrides()?))?;
+    if let Some(file) = &args.replay {
+        let input: Box<dyn io::BufRead> = if file.as_os_str() == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            let f =
+                std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+            Box::new(io::BufReader::with_capacity(1 << 20, f))
+        };
+        let out = io::BufWriter::new(io::stdout().lock());
+        let summary = match detect::replay::replay(&config.detect.rules, input, out, io::stderr()) {
+            Ok(summary) => summary,
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
+            Err(err) => return Err(err).context("replaying"),
+        };
+        eprintln!(
+            "replayed {} records: {} accepted, {} late, {} duplicate, {} invalid; {} alert transitions",
+            summary.records, summary.accepted, summary.late, summary.duplicate, summary.invalid, summary.alerts
+        );
+        return Ok(0);
+    }
+    telemetry::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let stop = shutdown::on_signals();
+        let metrics = detect::DetectMetrics::new();
+        let health = Arc::new(health::Health::new(Duration::from_millis(
+            config.detect.stall_timeout_ms,
+        )));
+        let server = if config.metrics.listen.is_empty() {
+            None
+        } else {
+            let registry = metrics.clone();
+            let render: http::Render = Arc::new(move || registry.render());
+            let (addr, task) =
+                http::serve(&config.metrics.listen, render, health.clone(), stop.clone())
+                    .await
+                    .with_context(|| {
+                        format!("binding the metrics listener on {}", config.metrics.listen)
+                    })?;
+            tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+            Some(task)
+        };
+        let result = detect::run(&config, metrics, health, stop).await;
+        if let Some(task) = server {
+            task.abort();
+        }
+        result
+    })?;
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Extract(args) => run_extract(args),
         Command::Ingest(args) => run_ingest(args),
+        Command::Detect(args) => run_detect(args),
         Command::CheckConfig { file } => run_check_config(file),
     };
     match result {

@@ -50,7 +50,7 @@ pub struct IngestMetrics {
     pub rebalances: IntCounterVec,
 }
 
-fn counter_vec(
+pub(crate) fn counter_vec(
     registry: &Registry,
     name: &str,
     help: &str,
@@ -67,7 +67,7 @@ fn counter_vec(
     c
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+pub(crate) fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
     registry
         .register(Box::new(g.clone()))
@@ -75,7 +75,12 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     g
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+pub(crate) fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
         .expect("valid metric");
     registry

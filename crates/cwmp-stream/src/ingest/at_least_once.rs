@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, Producer};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
@@ -27,18 +27,6 @@ use super::{
 use crate::config::Config;
 use crate::health::Health;
 use crate::metrics::IngestMetrics;
-
-/// Copies a batch out of the consumer's buffers, so that it can cross threads.
-fn detach_batch(chunk: Vec<KafkaResult<BorrowedMessage<'_>>>) -> Vec<OwnedMessage> {
-    let mut messages = Vec::with_capacity(chunk.len());
-    for result in chunk {
-        match result {
-            Ok(message) => messages.push(message.detach()),
-            Err(err) => tracing::warn!(%err, "consumer error"),
-        }
-    }
-    messages
-}
 
 /// One message waiting for its output to be acknowledged.
 struct Pending {
@@ -90,13 +78,18 @@ pub async fn run_with(
     ));
 
     let batch_max = config.ingest.batch_max_messages;
-    let mut batches = consumer
-        .stream()
-        .ready_chunks(batch_max)
-        .map(detach_batch)
-        .map(move |messages| process_batch(messages, options, transform))
-        // Two batches extract at once (one per core) and come out in order.
-        .buffered(2);
+    let batches = futures::stream::unfold(consumer.clone(), move |consumer| async move {
+        let batch = crate::kafka::recv_batch(&consumer, batch_max)
+            .await
+            .messages;
+        Some((batch, consumer))
+    });
+    let mut batches = Box::pin(
+        batches
+            .map(move |messages| process_batch(messages, options, transform))
+            // Two batches extract at once (one per core) and come out in order.
+            .buffered(2),
+    );
 
     let mut failure: Option<anyhow::Error> = None;
     loop {

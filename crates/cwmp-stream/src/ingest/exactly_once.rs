@@ -77,7 +77,7 @@ pub async fn run(
         let first = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
-            m = consumer.recv() => m,
+            m = crate::kafka::recv(&consumer) => m,
         };
         let mut batch: Vec<OwnedMessage> = Vec::new();
         match first {
@@ -91,7 +91,7 @@ pub async fn run(
         consumer.context().rebalanced.store(false, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + window;
         while batch.len() < config.ingest.batch_max_messages {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            match tokio::time::timeout_at(deadline, crate::kafka::recv(&consumer)).await {
                 Ok(Ok(m)) => batch.push(m.detach()),
                 Ok(Err(err)) => tracing::warn!(%err, "consumer error"),
                 Err(_) => break,

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Delivery};
 use crate::health::Health;
-use crate::kafka::{IngestConsumerContext, ProducerStatsContext};
+use crate::kafka::{GroupConsumerContext, ProducerStatsContext};
 use crate::metrics::IngestMetrics;
 use process::{dlq_headers, Outcome, Processed};
 
@@ -45,7 +45,7 @@ pub async fn run(
     }
 }
 
-pub(crate) type IngestConsumer = StreamConsumer<IngestConsumerContext>;
+pub(crate) type IngestConsumer = StreamConsumer<GroupConsumerContext>;
 pub(crate) type IngestProducer = FutureProducer<ProducerStatsContext>;
 
 pub(crate) fn create_consumer(
@@ -54,8 +54,8 @@ pub(crate) fn create_consumer(
     health: &Arc<Health>,
     ours: &[(&str, &str)],
 ) -> anyhow::Result<IngestConsumer> {
-    let context = IngestConsumerContext {
-        metrics: metrics.clone(),
+    let context = GroupConsumerContext {
+        metrics: metrics.into(),
         health: health.clone(),
         rebalanced: std::sync::atomic::AtomicBool::new(false),
     };

@@ -66,7 +66,7 @@ impl Broker {
         t
     }
 
-    async fn create_topic(&self, name: &str, partitions: i32) {
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
         match &self.mock {
             Some(mock) => mock
                 .create_topic(name, partitions, 1)

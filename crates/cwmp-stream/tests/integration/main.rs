@@ -1,6 +1,7 @@
 //! Integration tests of the `cwmp-stream` binary, run as a process.
 
 mod check_config;
+mod detect;
 mod extract;
 mod http;
 mod ingest;

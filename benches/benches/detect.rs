@@ -1,0 +1,167 @@
+//! `detect`: decode + detect of EventRecords on one core, against decode alone;
+//! and the state the worker holds per tracked device.
+//!
+//! Records are real EventRecord JSON (the 1.5 KB Huawei Inform of the extraction
+//! bench, re-keyed per device): 20,000 devices informing every 10 minutes for two
+//! hours, with a power cut on a quarter of them, in arrival order.
+//!
+//! Run: `cargo bench -p cwmp-benches --bench detect`. The state figure is printed
+//! first: 1,000,000 devices, each seen once (`DETECT_BENCH_DEVICES` to change).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use cwmp_detect::{DetectConfig, Observation, Pipeline};
+use cwmp_record::{EventRecord, Meta, Source};
+use serde_json::{json, Value};
+
+const T0: i64 = 1_795_478_400_000;
+const MIN: i64 = 60_000;
+
+fn base_record() -> Value {
+    let input = &cwmp_benches::inputs()[0];
+    let inform =
+        cwmp_inform::extract(input.bytes, &cwmp_inform::Options::default()).expect("bench input");
+    let meta = Meta {
+        received_at_ms: Some(T0),
+        acs: Some("acs-eu-1".into()),
+        source: Source::kafka("cwmp.informs.raw", 0, 0),
+        ..Meta::default()
+    };
+    let json = EventRecord::from_inform(inform, meta)
+        .to_json()
+        .expect("json");
+    serde_json::from_slice(&json).expect("value")
+}
+
+fn record(base: &Value, device: u64, time_ms: i64, boot: bool, offset: u64) -> Vec<u8> {
+    let mut v = base.clone();
+    let serial = format!("SN{device:08}");
+    v["device"]["serial_number"] = json!(serial);
+    v["device_id"] = json!(format!("202BC1-BM632w-{serial}"));
+    v["received_at_ms"] = json!(time_ms);
+    v["source"]["offset"] = json!(offset);
+    v["events"] = if boot {
+        json!([{"code": "1 BOOT", "kind": "boot", "command_key": ""}])
+    } else {
+        json!([{"code": "2 PERIODIC", "kind": "periodic", "command_key": ""}])
+    };
+    serde_json::to_vec(&v).expect("json")
+}
+
+fn records() -> Vec<Vec<u8>> {
+    let base = base_record();
+    let devices = 20_000u64;
+    let mut timed: Vec<(i64, u64, bool)> = Vec::new();
+    for d in 0..devices {
+        let phase = (d as i64 * 7919) % (10 * MIN);
+        let mut t = T0 + phase;
+        while t < T0 + 120 * MIN {
+            timed.push((t, d, false));
+            t += 10 * MIN;
+        }
+        if d % 4 == 0 {
+            timed.push((T0 + 60 * MIN + (d as i64 * 31) % (3 * MIN), d, true));
+        }
+    }
+    timed.sort();
+    timed
+        .into_iter()
+        .enumerate()
+        .map(|(i, (t, d, boot))| record(&base, d, t, boot, i as u64))
+        .collect()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Tracks `n` devices, one periodic inform each, and reports the state per device:
+/// the worker's own accounting and the growth of the resident set.
+fn state_per_device() {
+    let n: u64 = std::env::var("DETECT_BENCH_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let base = Observation {
+        device_id: String::new(),
+        time_ms: T0,
+        product_class: "202BC1 BM632w".into(),
+        acs: Some("acs-eu-1".into()),
+        software_version: Some("V100R001".into()),
+        retry: false,
+        kinds: Default::default(),
+        source: None,
+    };
+    let before = rss_kib();
+    let mut pipeline = Pipeline::new(DetectConfig::default());
+    let mut alerts = Vec::new();
+    let mut obs = base.clone();
+    for d in 0..n {
+        obs.device_id = format!("202BC1-BM632w-SN{d:08}");
+        // One hour of informs: every device once, in time order.
+        obs.time_ms = T0 + (d as i64 * 3_600_000) / n as i64;
+        obs.source = Some(cwmp_detect::SourcePos {
+            topic: "cwmp.informs.raw".into(),
+            partition: 0,
+            offset: d as i64,
+        });
+        pipeline.observe(&obs, &mut alerts);
+    }
+    let after = rss_kib();
+    let tracked = pipeline.worker.tracked_devices() as u64;
+    let bytes = pipeline.worker.state_bytes() as u64;
+    println!(
+        "detect/state: {tracked} devices tracked; state {bytes} bytes = {:.1} bytes/device (worker accounting); resident set grew {} KiB = {:.1} bytes/device",
+        bytes as f64 / tracked as f64,
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 * 1024.0 / tracked as f64
+    );
+    assert!(alerts.is_empty());
+}
+
+fn detect(c: &mut Criterion) {
+    state_per_device();
+    let records = records();
+    let mut group = c.benchmark_group("detect");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.sample_size(10);
+    let mut buf = Vec::with_capacity(4096);
+    group.bench_function("decode_only", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for r in &records {
+                buf.clear();
+                buf.extend_from_slice(r);
+                n += Observation::from_json(&mut buf).map_or(0, |o| o.device_id.len());
+            }
+            black_box(n)
+        })
+    });
+    group.bench_function("decode_and_detect", |b| {
+        b.iter(|| {
+            let mut pipeline = Pipeline::new(DetectConfig::default());
+            let mut alerts = Vec::new();
+            for r in &records {
+                buf.clear();
+                buf.extend_from_slice(r);
+                if let Ok(obs) = Observation::from_json(&mut buf) {
+                    pipeline.observe(&obs, &mut alerts);
+                }
+            }
+            assert!(!alerts.is_empty(), "the power cut raises alerts");
+            black_box(alerts.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, detect);
+criterion_main!(benches);

@@ -1,0 +1,212 @@
+//! Detector settings. Every threshold is here, with the defaults the product ships.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Scope;
+
+/// All detector settings. Durations are in milliseconds of event time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// How far behind the newest event time a record may arrive and still count.
+    pub allowed_lateness_ms: i64,
+    /// Fleet window length.
+    pub window_ms: i64,
+    /// Fleet window slide; `window_ms` must be a multiple of it.
+    pub slide_ms: i64,
+    /// Half-life of the fleet baselines (exponentially weighted means of past windows).
+    pub baseline_half_life_ms: i64,
+    /// Consecutive windows below threshold that resolve a fleet alert.
+    pub resolve_after_windows: u32,
+    /// A device not seen for this long is forgotten (its open alerts are kept).
+    pub device_ttl_ms: i64,
+    /// Scopes the fleet detectors count by.
+    pub scopes: Vec<Scope>,
+    pub boot_storm: StormConfig,
+    pub acs_mass_reboot: StormConfig,
+    pub bootstrap_wave: StormConfig,
+    pub reboot_loop: RebootLoopConfig,
+    pub wakeup_rate: WakeupConfig,
+    pub retry_storm: RetryStormConfig,
+}
+
+/// A distinct-device count against a learned baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StormConfig {
+    /// Opens when devices ≥ max(`min_devices`, `baseline_factor` × baseline).
+    pub min_devices: u64,
+    pub baseline_factor: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RebootLoopConfig {
+    /// Opens at this many unsolicited boots of one device ...
+    pub boots: u32,
+    /// ... within this span.
+    pub within_ms: i64,
+    /// Resolves after this long without a boot.
+    pub quiet_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WakeupConfig {
+    /// Per device: opens at more than this many wake-ups within one hour.
+    pub device_max_per_hour: u32,
+    /// Per product class: opens when wake-ups in a window ≥ `class_factor` × baseline ...
+    pub class_factor: f64,
+    /// ... from at least this many devices ...
+    pub class_min_devices: u64,
+    /// ... once the class has been seen this long (some lines wake often by design).
+    pub class_warmup_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryStormConfig {
+    /// Opens when at least this share of a window's informs have `retry_count > 0` ...
+    pub min_share: f64,
+    /// ... from at least this many informs.
+    pub min_informs: u64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        let storm = StormConfig::default();
+        DetectConfig {
+            allowed_lateness_ms: 30_000,
+            window_ms: 300_000,
+            slide_ms: 60_000,
+            baseline_half_life_ms: 3_600_000,
+            resolve_after_windows: 3,
+            device_ttl_ms: 3 * 3_600_000,
+            scopes: Scope::ALL.to_vec(),
+            boot_storm: storm,
+            acs_mass_reboot: storm,
+            bootstrap_wave: storm,
+            reboot_loop: RebootLoopConfig::default(),
+            wakeup_rate: WakeupConfig::default(),
+            retry_storm: RetryStormConfig::default(),
+        }
+    }
+}
+
+impl Default for StormConfig {
+    fn default() -> Self {
+        StormConfig {
+            min_devices: 50,
+            baseline_factor: 10.0,
+        }
+    }
+}
+
+impl Default for RebootLoopConfig {
+    fn default() -> Self {
+        RebootLoopConfig {
+            boots: 3,
+            within_ms: 30 * 60_000,
+            quiet_ms: 2 * 3_600_000,
+        }
+    }
+}
+
+impl Default for WakeupConfig {
+    fn default() -> Self {
+        WakeupConfig {
+            device_max_per_hour: 6,
+            class_factor: 5.0,
+            class_min_devices: 50,
+            class_warmup_ms: 3_600_000,
+        }
+    }
+}
+
+impl Default for RetryStormConfig {
+    fn default() -> Self {
+        RetryStormConfig {
+            min_share: 0.2,
+            min_informs: 200,
+        }
+    }
+}
+
+/// Most boots or wake-ups per device the compact device state can hold.
+pub const MAX_TRACKED: u32 = 16;
+
+/// A setting out of range: the message names it and says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid detect setting: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl DetectConfig {
+    /// Checks the settings against each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: &str| Err(ConfigError(m.to_owned()));
+        if self.slide_ms <= 0 || self.window_ms <= 0 {
+            return err("window_ms and slide_ms must be positive");
+        }
+        if self.window_ms % self.slide_ms != 0 {
+            return err("window_ms must be a multiple of slide_ms");
+        }
+        if self.allowed_lateness_ms < 0 {
+            return err("allowed_lateness_ms must not be negative");
+        }
+        if self.baseline_half_life_ms <= 0 {
+            return err("baseline_half_life_ms must be positive");
+        }
+        if self.resolve_after_windows == 0 {
+            return err("resolve_after_windows must be at least 1");
+        }
+        if self.scopes.is_empty() {
+            return err("scopes must name at least one scope");
+        }
+        let loop_ = &self.reboot_loop;
+        if loop_.boots < 2 || loop_.boots > MAX_TRACKED {
+            return err("reboot_loop.boots must be between 2 and 16");
+        }
+        if self.wakeup_rate.device_max_per_hour + 1 > MAX_TRACKED {
+            return err("wakeup_rate.device_max_per_hour must be at most 15");
+        }
+        if loop_.within_ms <= 0 || loop_.quiet_ms <= 0 {
+            return err("reboot_loop.within_ms and quiet_ms must be positive");
+        }
+        if self.device_ttl_ms < loop_.within_ms.max(3_600_000) {
+            return err("device_ttl_ms must cover reboot_loop.within_ms and one hour of wake-ups");
+        }
+        for (name, s) in [
+            ("boot_storm", self.boot_storm),
+            ("acs_mass_reboot", self.acs_mass_reboot),
+            ("bootstrap_wave", self.bootstrap_wave),
+        ] {
+            if !(s.baseline_factor.is_finite() && s.baseline_factor >= 0.0) {
+                return Err(ConfigError(format!(
+                    "{name}.baseline_factor must be a non-negative number"
+                )));
+            }
+        }
+        let share = self.retry_storm.min_share;
+        if !(share > 0.0 && share <= 1.0) {
+            return err("retry_storm.min_share must be in (0, 1]");
+        }
+        if !(self.wakeup_rate.class_factor.is_finite() && self.wakeup_rate.class_factor >= 0.0) {
+            return err("wakeup_rate.class_factor must be a non-negative number");
+        }
+        Ok(())
+    }
+
+    /// The weight of the newest window in an exponentially weighted baseline.
+    pub(crate) fn baseline_alpha(&self) -> f64 {
+        1.0 - 0.5f64.powf(self.slide_ms as f64 / self.baseline_half_life_ms as f64)
+    }
+}

@@ -1,0 +1,394 @@
+//! Per-device state and the per-device detectors (`reboot_loop`, `wakeup_rate` per
+//! device).
+//!
+//! Every tracked device costs one small entry: a 64-bit hash of its id, when it was
+//! last seen, and fingerprints of its last two record sources (to drop
+//! redeliveries). Boot and wake-up times live in side tables only for devices that
+//! booted or woke recently; the device id string is kept only while a device alert
+//! is open. Times are seconds since 2020-01-01 in a `u32`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHashMap;
+
+use crate::config::{DetectConfig, MAX_TRACKED};
+use crate::{Alert, AlertKind, AlertState, Observation, Scope};
+
+/// 2020-01-01T00:00:00Z: the origin of the compact second counters.
+const EPOCH_MS: i64 = 1_577_836_800_000;
+const HOUR_MS: i64 = 3_600_000;
+
+fn secs(ms: i64) -> u32 {
+    ((ms - EPOCH_MS).max(1000) / 1000).min(u32::MAX as i64) as u32
+}
+
+fn ms(secs: u32) -> i64 {
+    EPOCH_MS + secs as i64 * 1000
+}
+
+/// A stable 64-bit hash (SipHash with fixed keys: the same in every worker of one build).
+pub(crate) fn hash64(value: impl Hash) -> u64 {
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new_with_keys(0x6377_6d70, 0x7374_7265_616d);
+    value.hash(&mut h);
+    h.finish()
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct DeviceState {
+    last_seen: u32,
+    /// Fingerprints of the last two record sources (0 = none).
+    sources: [u32; 2],
+}
+
+/// The last few event times of one device, in time order (records may arrive out
+/// of order within the lateness bound, so times are inserted in place).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ring {
+    times: [u32; MAX_TRACKED as usize],
+    len: u8,
+}
+
+impl Ring {
+    fn insert(&mut self, t: u32) {
+        let len = self.len as usize;
+        let at = self.times[..len].partition_point(|&x| x <= t);
+        if len < self.times.len() {
+            self.times.copy_within(at..len, at + 1);
+            self.times[at] = t;
+            self.len += 1;
+        } else if at > 0 {
+            // Full: the oldest time falls out.
+            self.times.copy_within(1..at, 0);
+            self.times[at - 1] = t;
+        }
+    }
+
+    fn slice(&self) -> &[u32] {
+        &self.times[..self.len as usize]
+    }
+
+    /// Times in `[now - span, now]`, oldest first.
+    fn window(&self, now: u32, span: u32) -> &[u32] {
+        let s = self.slice();
+        let hi = s.partition_point(|&t| t <= now);
+        let lo = s[..hi].partition_point(|&t| t < now.saturating_sub(span));
+        &s[lo..hi]
+    }
+
+    fn last(&self) -> Option<u32> {
+        self.slice().last().copied()
+    }
+}
+
+/// A boot or wake-up waiting for the watermark, so that device alerts are decided in
+/// event-time order whatever the arrival order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct PendingEvent {
+    time_ms: i64,
+    device_id: String,
+    kind: AlertKind,
+}
+
+/// An open per-device alert.
+#[derive(Debug, Clone)]
+struct OpenDevice {
+    id: String,
+    device_id: String,
+    opened_ms: i64,
+    reported: u64,
+}
+
+/// What happened to a record at the device table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceVerdict {
+    Accepted,
+    /// Same source as one of the device's last two records: a redelivery.
+    Duplicate,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DeviceTable {
+    devices: FxHashMap<u64, DeviceState>,
+    boots: FxHashMap<u64, Ring>,
+    wakes: FxHashMap<u64, Ring>,
+    open: FxHashMap<(u64, AlertKind), OpenDevice>,
+    pending: BinaryHeap<Reverse<PendingEvent>>,
+}
+
+impl DeviceTable {
+    /// Open device alerts by kind.
+    pub fn open_counts(&self) -> std::collections::BTreeMap<AlertKind, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, kind) in self.open.keys() {
+            *counts.entry(*kind).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Bytes held by the tables (capacity, not length: what the allocator gave).
+    pub fn state_bytes(&self) -> usize {
+        fn table<K, V>(m: &FxHashMap<K, V>) -> usize {
+            m.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        table(&self.devices)
+            + table(&self.boots)
+            + table(&self.wakes)
+            + table(&self.open)
+            + self
+                .open
+                .values()
+                .map(|o| o.id.capacity() + o.device_id.capacity())
+                .sum::<usize>()
+    }
+
+    /// Folds one (non-late) record into its device. Its boots and wake-ups are
+    /// judged by [`DeviceTable::advance`] once the watermark passes them.
+    pub fn observe(&mut self, obs: &Observation) -> DeviceVerdict {
+        let key = hash64(obs.device_id.as_str());
+        let now = secs(obs.time_ms);
+        let state = self.devices.entry(key).or_default();
+        if let Some(source) = &obs.source {
+            let fp = (hash64(source) as u32).max(1);
+            if state.sources.contains(&fp) {
+                return DeviceVerdict::Duplicate;
+            }
+            state.sources = [state.sources[1], fp];
+        }
+        state.last_seen = state.last_seen.max(now);
+
+        if obs.kinds.unsolicited_boot() {
+            self.boots.entry(key).or_default().insert(now);
+            self.pending.push(Reverse(PendingEvent {
+                time_ms: obs.time_ms,
+                device_id: obs.device_id.clone(),
+                kind: AlertKind::RebootLoop,
+            }));
+        }
+        if obs.kinds.has(crate::Kinds::WAKEUP) {
+            self.wakes.entry(key).or_default().insert(now);
+            self.pending.push(Reverse(PendingEvent {
+                time_ms: obs.time_ms,
+                device_id: obs.device_id.clone(),
+                kind: AlertKind::WakeupRate,
+            }));
+        }
+        DeviceVerdict::Accepted
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn raise(
+        &mut self,
+        kind: AlertKind,
+        key: u64,
+        obs: &PendingEvent,
+        window_start_ms: i64,
+        count: u64,
+        threshold: f64,
+        detail: serde_json::Value,
+        out: &mut Vec<Alert>,
+    ) {
+        let state = match self.open.get_mut(&(key, kind)) {
+            Some(open) if count <= open.reported => return,
+            Some(open) => {
+                open.reported = count;
+                AlertState::Update
+            }
+            None => {
+                let id = Alert::incident_id(kind, Scope::Device, &obs.device_id, window_start_ms);
+                self.open.insert(
+                    (key, kind),
+                    OpenDevice {
+                        id,
+                        device_id: obs.device_id.clone(),
+                        opened_ms: window_start_ms,
+                        reported: count,
+                    },
+                );
+                AlertState::Open
+            }
+        };
+        let Some(open) = self.open.get(&(key, kind)) else {
+            return;
+        };
+        out.push(Alert {
+            schema: 1,
+            id: open.id.clone(),
+            kind,
+            state,
+            scope: Scope::Device,
+            key: obs.device_id.clone(),
+            window_start_ms,
+            window_end_ms: obs.time_ms,
+            event_time_ms: obs.time_ms,
+            devices: 1,
+            count,
+            baseline: None,
+            threshold,
+            sample_devices: vec![obs.device_id.clone()],
+            detail,
+        });
+    }
+
+    /// When an open alert of `kind` resolves, judging by the device's events at or
+    /// before `upto` (seconds): a reboot loop after `quiet_ms` without a boot; a
+    /// wake-up alert once the trailing hour holds no more than the allowed wake-ups
+    /// (an hour after the oldest of the last `max + 1`).
+    fn resolve_time(
+        &self,
+        config: &DetectConfig,
+        kind: AlertKind,
+        key: u64,
+        upto: u32,
+    ) -> Option<i64> {
+        match kind {
+            AlertKind::RebootLoop => {
+                let ring = self.boots.get(&key)?;
+                let last = *ring.window(upto, u32::MAX).last()?;
+                Some(ms(last) + config.reboot_loop.quiet_ms)
+            }
+            _ => {
+                let ring = self.wakes.get(&key)?;
+                let seen = ring.window(upto, u32::MAX);
+                let need = config.wakeup_rate.device_max_per_hour as usize + 1;
+                let oldest = *seen.get(seen.len().checked_sub(need)?)?;
+                Some(ms(oldest) + HOUR_MS)
+            }
+        }
+    }
+
+    /// Judges one boot or wake-up at its event time, all earlier ones judged already.
+    fn judge(&mut self, config: &DetectConfig, event: &PendingEvent, out: &mut Vec<Alert>) {
+        let key = hash64(event.device_id.as_str());
+        let now = secs(event.time_ms);
+        // An open alert that resolved between the previous event and this one.
+        if self.open.contains_key(&(key, event.kind)) {
+            if let Some(at) = self
+                .resolve_time(config, event.kind, key, now.saturating_sub(1))
+                .filter(|&at| at <= event.time_ms)
+            {
+                self.resolve(config, (key, event.kind), at, out);
+            }
+        }
+        let (ring, span, need, threshold, detail) = match event.kind {
+            AlertKind::RebootLoop => {
+                let c = &config.reboot_loop;
+                (
+                    self.boots.get(&key),
+                    (c.within_ms / 1000) as u32,
+                    c.boots as usize,
+                    c.boots as f64,
+                    serde_json::json!({"within_ms": c.within_ms}),
+                )
+            }
+            _ => {
+                let max = config.wakeup_rate.device_max_per_hour;
+                (
+                    self.wakes.get(&key),
+                    (HOUR_MS / 1000) as u32 - 1,
+                    max as usize + 1,
+                    (max + 1) as f64,
+                    serde_json::json!({"max_per_hour": max}),
+                )
+            }
+        };
+        let Some(window) = ring.map(|r| r.window(now, span)) else {
+            return;
+        };
+        if window.len() >= need {
+            let first = ms(window[0]);
+            let n = window.len() as u64;
+            self.raise(event.kind, key, event, first, n, threshold, detail, out);
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        config: &DetectConfig,
+        k: (u64, AlertKind),
+        at: i64,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(open) = self.open.remove(&k) else {
+            return;
+        };
+        out.push(Alert {
+            schema: 1,
+            id: open.id,
+            kind: k.1,
+            state: AlertState::Resolved,
+            scope: Scope::Device,
+            key: open.device_id.clone(),
+            window_start_ms: open.opened_ms,
+            window_end_ms: at,
+            event_time_ms: at,
+            devices: 1,
+            count: open.reported,
+            baseline: None,
+            threshold: match k.1 {
+                AlertKind::RebootLoop => config.reboot_loop.boots as f64,
+                _ => (config.wakeup_rate.device_max_per_hour + 1) as f64,
+            },
+            sample_devices: vec![open.device_id],
+            detail: serde_json::json!({}),
+        });
+    }
+
+    /// Judges the boots and wake-ups the watermark has passed, in event-time order,
+    /// then resolves the device alerts whose quiet time has passed.
+    pub fn advance(&mut self, config: &DetectConfig, watermark: i64, out: &mut Vec<Alert>) {
+        while self
+            .pending
+            .peek()
+            .is_some_and(|Reverse(e)| e.time_ms <= watermark)
+        {
+            let Some(Reverse(event)) = self.pending.pop() else {
+                break;
+            };
+            self.judge(config, &event, out);
+        }
+        let upto = secs(watermark);
+        let mut resolved: Vec<(i64, AlertKind, String, u64)> = Vec::new();
+        for (&(key, kind), open) in self.open.iter() {
+            if let Some(at) = self
+                .resolve_time(config, kind, key, upto)
+                .filter(|&at| at <= watermark)
+            {
+                resolved.push((at, kind, open.device_id.clone(), key));
+            }
+        }
+        resolved.sort();
+        for (at, kind, _, key) in resolved {
+            self.resolve(config, (key, kind), at, out);
+        }
+    }
+
+    /// Forgets devices not seen for the TTL, and event times no detector still needs.
+    pub fn expire(&mut self, config: &DetectConfig, watermark: i64) {
+        let now = secs(watermark);
+        let ttl = (config.device_ttl_ms / 1000) as u32;
+        let loop_span = (config
+            .reboot_loop
+            .within_ms
+            .max(config.reboot_loop.quiet_ms)
+            / 1000) as u32;
+        let open = &self.open;
+        self.devices
+            .retain(|_, d| now.saturating_sub(d.last_seen) <= ttl);
+        self.boots.retain(|k, r| {
+            open.contains_key(&(*k, AlertKind::RebootLoop))
+                || r.last().is_some_and(|t| now.saturating_sub(t) <= loop_span)
+        });
+        self.wakes.retain(|k, r| {
+            open.contains_key(&(*k, AlertKind::WakeupRate))
+                || r.last()
+                    .is_some_and(|t| now.saturating_sub(t) <= (HOUR_MS / 1000) as u32)
+        });
+    }
+}

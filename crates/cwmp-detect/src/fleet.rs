@@ -1,0 +1,423 @@
+//! The fleet stage: merges partial aggregates from every worker and decides the
+//! fleet alerts (`boot_storm`, `acs_mass_reboot`, `bootstrap_wave`, `wakeup_rate`
+//! per product class, `retry_storm`).
+//!
+//! A window is decided once every input partition has closed it (partitions a
+//! worker reports idle — caught up and empty — are not waited for). Keys are evaluated in sorted order
+//! and `event_time_ms` is the window end plus the allowed lateness — the earliest
+//! event time at which the window can be decided — so the alerts do not depend on
+//! how the input was partitioned among workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::aggregate::{AggregateMessage, Measure, Partial};
+use crate::config::{DetectConfig, StormConfig};
+use crate::worker::floor;
+use crate::{Alert, AlertKind, AlertState, Scope};
+
+/// Picks one measure out of a partial.
+type MeasureOf = fn(&Partial) -> &Measure;
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FleetStats {
+    pub partials: u64,
+    /// Partials for windows already decided (a worker far behind the others).
+    pub late_partials: u64,
+    pub windows_decided: u64,
+}
+
+#[derive(Debug, Clone)]
+struct OpenFleet {
+    id: String,
+    peak: u64,
+    below: u32,
+}
+
+/// Per kind, scope and key: the baseline and any open alert.
+#[derive(Debug, Clone)]
+struct KeyState {
+    baseline: f64,
+    /// The last window folded into the baseline (or skipped while open).
+    last_window: i64,
+    first_window: i64,
+    open: Option<OpenFleet>,
+}
+
+/// The fleet stage's state machine. Pure: no clock, no I/O.
+#[derive(Debug)]
+pub struct Fleet {
+    config: DetectConfig,
+    alpha: f64,
+    /// Per (aggregates partition, input partition): closed until. A worker's partials
+    /// precede its close on each aggregates partition, but partitions are consumed
+    /// in no particular interleaving, so a close counts only for its own partition.
+    closed: BTreeMap<(i32, i32), i64>,
+    idle: BTreeSet<(i32, i32)>,
+    /// The aggregates partitions this instance consumes.
+    owned: Vec<i32>,
+    partition_count: i32,
+    pending: BTreeMap<i64, BTreeMap<(Scope, String), Partial>>,
+    next_window: Option<i64>,
+    states: BTreeMap<(AlertKind, Scope, String), KeyState>,
+    stats: FleetStats,
+}
+
+impl Fleet {
+    pub fn new(config: DetectConfig) -> Self {
+        Fleet {
+            alpha: config.baseline_alpha(),
+            config,
+            closed: BTreeMap::new(),
+            idle: BTreeSet::new(),
+            owned: vec![0],
+            partition_count: 0,
+            pending: BTreeMap::new(),
+            next_window: None,
+            states: BTreeMap::new(),
+            stats: FleetStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> FleetStats {
+        self.stats
+    }
+
+    /// Open fleet alerts, by kind.
+    pub fn active(&self) -> BTreeMap<AlertKind, u64> {
+        let mut active = BTreeMap::new();
+        for ((kind, _, _), s) in &self.states {
+            if s.open.is_some() {
+                *active.entry(*kind).or_insert(0) += 1;
+            }
+        }
+        active
+    }
+
+    /// The end of the last decided window.
+    pub fn decided_until(&self) -> Option<i64> {
+        self.next_window
+            .map(|n| n - self.config.slide_ms + self.config.window_ms)
+    }
+
+    /// The aggregates partitions this instance owns (after a rebalance).
+    pub fn set_partitions(&mut self, mut owned: Vec<i32>) {
+        owned.sort_unstable();
+        self.owned = owned;
+    }
+
+    /// Applies one message from aggregates partition `from`; appends the alerts it
+    /// decides.
+    pub fn apply(&mut self, from: i32, message: AggregateMessage, out: &mut Vec<Alert>) {
+        match message {
+            AggregateMessage::Partial(p) => {
+                self.stats.partials += 1;
+                if self.next_window.is_some_and(|n| p.window_start_ms < n) {
+                    self.stats.late_partials += 1;
+                    return;
+                }
+                let window = self.pending.entry(p.window_start_ms).or_default();
+                match window.get_mut(&(p.scope, p.key.clone())) {
+                    Some(merged) => merged.merge(&p),
+                    None => {
+                        window.insert((p.scope, p.key.clone()), p);
+                    }
+                }
+            }
+            AggregateMessage::Close(c) => {
+                self.partition_count = self.partition_count.max(c.partition_count);
+                for p in c.partitions {
+                    if c.idle {
+                        if !self.closed.contains_key(&(from, p)) {
+                            self.idle.insert((from, p));
+                        }
+                        continue;
+                    }
+                    self.idle.remove(&(from, p));
+                    let e = self.closed.entry((from, p)).or_insert(i64::MIN);
+                    *e = (*e).max(c.closed_until_ms);
+                }
+                self.decide(out);
+            }
+        }
+    }
+
+    /// Every window ending at or before this is complete: every input partition
+    /// has closed it, or is idle (caught up and empty).
+    fn bound(&self) -> Option<i64> {
+        let mut bound: Option<i64> = None;
+        for &a in &self.owned {
+            for p in 0..self.partition_count {
+                if self.idle.contains(&(a, p)) {
+                    continue;
+                }
+                let closed = *self.closed.get(&(a, p))?;
+                bound = Some(bound.map_or(closed, |b| b.min(closed)));
+            }
+        }
+        bound
+    }
+
+    fn decide(&mut self, out: &mut Vec<Alert>) {
+        let Some(bound) = self.bound() else { return };
+        let (window, slide) = (self.config.window_ms, self.config.slide_ms);
+        let mut next = match self.next_window {
+            Some(n) => n,
+            None => match self.pending.keys().next() {
+                Some(&first) => first,
+                None => return,
+            },
+        };
+        while next + window <= bound {
+            let partials = self.pending.remove(&next).unwrap_or_default();
+            let any_open = self.states.values().any(|s| s.open.is_some());
+            if partials.is_empty() && !any_open {
+                // Nothing to decide until the next window with data.
+                let last = floor(bound - window, slide);
+                next = match self.pending.keys().next() {
+                    Some(&p) => p.min(last + slide),
+                    None => last + slide,
+                };
+                continue;
+            }
+            self.evaluate(next, &partials, out);
+            self.stats.windows_decided += 1;
+            next += slide;
+        }
+        self.next_window = Some(next);
+        // Partials that can never be decided (before the first window) are dropped.
+        while let Some((&first, _)) = self.pending.first_key_value() {
+            if first >= next {
+                break;
+            }
+            self.pending.pop_first();
+            self.stats.late_partials += 1;
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        start: i64,
+        partials: &BTreeMap<(Scope, String), Partial>,
+        out: &mut Vec<Alert>,
+    ) {
+        let storms: [(AlertKind, StormConfig, MeasureOf); 3] = [
+            (AlertKind::BootStorm, self.config.boot_storm, |p| &p.boot),
+            (AlertKind::AcsMassReboot, self.config.acs_mass_reboot, |p| {
+                &p.acs_reboot
+            }),
+            (AlertKind::BootstrapWave, self.config.bootstrap_wave, |p| {
+                &p.bootstrap
+            }),
+        ];
+        for (kind, storm, measure) in storms {
+            for (scope, key) in self.keys(kind, partials, |_| true) {
+                let p = partials.get(&(scope, key.clone()));
+                let zero = Measure::default();
+                let m = p.map_or(&zero, measure);
+                self.step(
+                    kind,
+                    scope,
+                    &key,
+                    start,
+                    m.devices as f64,
+                    |baseline| {
+                        let threshold =
+                            (storm.min_devices as f64).max(storm.baseline_factor * baseline);
+                        Decision {
+                            fire: m.devices > 0 && m.devices as f64 >= threshold,
+                            teach: calm(m.devices as f64, threshold, storm.min_devices as f64),
+                            threshold,
+                            devices: m.devices,
+                            count: m.count,
+                            samples: m.samples.clone(),
+                            baseline: Some(baseline),
+                            detail: serde_json::json!({"informs": p.map_or(0, |p| p.informs)}),
+                        }
+                    },
+                    out,
+                );
+            }
+        }
+
+        let w = self.config.wakeup_rate;
+        for (scope, key) in self.keys(AlertKind::WakeupRate, partials, |s| {
+            s == Scope::ProductClass
+        }) {
+            let p = partials.get(&(scope, key.clone()));
+            let zero = Measure::default();
+            let m = p.map_or(&zero, |p| &p.wakeup);
+            let first = self
+                .states
+                .get(&(AlertKind::WakeupRate, scope, key.clone()))
+                .map_or(start, |s| s.first_window);
+            let warm = start + self.config.window_ms - first >= w.class_warmup_ms;
+            self.step(AlertKind::WakeupRate, scope, &key, start, m.count as f64, |baseline| {
+                let threshold = w.class_factor * baseline;
+                Decision {
+                    fire: warm
+                        && m.count > 0
+                        && m.count as f64 >= threshold
+                        && m.devices >= w.class_min_devices,
+                    // Warming up, every window teaches: that is what warming up is.
+                    teach: !warm || calm(m.count as f64, threshold, w.class_min_devices as f64),
+                    threshold,
+                    devices: m.devices,
+                    count: m.count,
+                    samples: m.samples.clone(),
+                    baseline: Some(baseline),
+                    detail: serde_json::json!({"min_devices": w.class_min_devices, "warmed_up": warm}),
+                }
+            }, out);
+        }
+
+        let r = self.config.retry_storm;
+        for (scope, key) in self.keys(AlertKind::RetryStorm, partials, |_| true) {
+            let p = partials.get(&(scope, key.clone()));
+            let zero = Measure::default();
+            let m = p.map_or(&zero, |p| &p.retry);
+            let informs = p.map_or(0, |p| p.informs);
+            self.step(AlertKind::RetryStorm, scope, &key, start, 0.0, |_| {
+                let threshold = r.min_share * informs as f64;
+                Decision {
+                    fire: informs >= r.min_informs && m.count > 0 && m.count as f64 >= threshold,
+                    teach: false,
+                    threshold,
+                    devices: m.devices,
+                    count: m.count,
+                    samples: m.samples.clone(),
+                    baseline: None,
+                    detail: serde_json::json!({
+                        "informs": informs,
+                        "share": if informs == 0 { 0.0 } else { m.count as f64 / informs as f64 },
+                    }),
+                }
+            }, out);
+        }
+    }
+
+    /// Keys to evaluate for `kind`: those with data in this window, and those with an
+    /// open alert — sorted.
+    fn keys(
+        &self,
+        kind: AlertKind,
+        partials: &BTreeMap<(Scope, String), Partial>,
+        scope_ok: impl Fn(Scope) -> bool,
+    ) -> Vec<(Scope, String)> {
+        let mut keys: BTreeSet<(Scope, String)> = partials
+            .keys()
+            .filter(|(s, _)| scope_ok(*s))
+            .cloned()
+            .collect();
+        for ((k, s, key), state) in &self.states {
+            if *k == kind && state.open.is_some() {
+                keys.insert((*s, key.clone()));
+            }
+        }
+        keys.into_iter().collect()
+    }
+
+    /// One detector, one key, one window: baseline, transition, baseline update.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        kind: AlertKind,
+        scope: Scope,
+        key: &str,
+        start: i64,
+        value: f64,
+        decide: impl FnOnce(f64) -> Decision,
+        out: &mut Vec<Alert>,
+    ) {
+        let (alpha, slide) = (self.alpha, self.config.slide_ms);
+        let end = start + self.config.window_ms;
+        let decided_at = end + self.config.allowed_lateness_ms;
+        let resolve_after = self.config.resolve_after_windows;
+        let state = self
+            .states
+            .entry((kind, scope, key.to_owned()))
+            .or_insert(KeyState {
+                baseline: 0.0,
+                last_window: start - slide,
+                first_window: start,
+                open: None,
+            });
+        // Windows with no data since the last update count as zeros.
+        let gap = (start - state.last_window) / slide;
+        if gap > 1 && state.open.is_none() {
+            state.baseline *= (1.0 - alpha).powi((gap - 1).min(i32::MAX as i64) as i32);
+        }
+        let d = decide(state.baseline);
+        let alert = |state: AlertState, id: &str| Alert {
+            schema: 1,
+            id: id.to_owned(),
+            kind,
+            state,
+            scope,
+            key: key.to_owned(),
+            window_start_ms: start,
+            window_end_ms: end,
+            event_time_ms: decided_at,
+            devices: d.devices,
+            count: d.count,
+            baseline: d.baseline,
+            threshold: d.threshold,
+            sample_devices: d.samples.clone(),
+            detail: d.detail.clone(),
+        };
+        let size = if kind == AlertKind::WakeupRate || kind == AlertKind::RetryStorm {
+            d.count
+        } else {
+            d.devices
+        };
+        match &mut state.open {
+            None if d.fire => {
+                let id = Alert::incident_id(kind, scope, key, start);
+                out.push(alert(AlertState::Open, &id));
+                state.open = Some(OpenFleet {
+                    id,
+                    peak: size,
+                    below: 0,
+                });
+            }
+            None if d.teach => {
+                state.baseline += alpha * (value - state.baseline);
+            }
+            None => {}
+            Some(open) if d.fire => {
+                open.below = 0;
+                if size > open.peak {
+                    open.peak = size;
+                    out.push(alert(AlertState::Update, &open.id));
+                }
+            }
+            Some(open) => {
+                open.below += 1;
+                if open.below >= resolve_after {
+                    out.push(alert(AlertState::Resolved, &open.id));
+                    state.open = None;
+                }
+            }
+        }
+        state.last_window = start;
+    }
+}
+
+/// Whether a window may teach the baseline. Open-alert windows never do, nor
+/// does a window already at half the threshold (and at least the floor): an
+/// incident that builds over minutes or hours must stay above its threshold, not
+/// become the new normal on the way up.
+fn calm(value: f64, threshold: f64, floor: f64) -> bool {
+    value < (threshold / 2.0).max(floor)
+}
+
+struct Decision {
+    fire: bool,
+    teach: bool,
+    threshold: f64,
+    devices: u64,
+    count: u64,
+    samples: Vec<String>,
+    baseline: Option<f64>,
+    detail: serde_json::Value,
+}

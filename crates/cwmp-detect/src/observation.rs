@@ -1,0 +1,250 @@
+//! What the detectors need of one EventRecord, decoded straight from its JSON.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use cwmp_record::EventKind;
+use serde::Deserialize;
+
+/// One record, reduced to what the detectors read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub device_id: String,
+    /// Event time: `received_at_ms`.
+    pub time_ms: i64,
+    /// `"<OUI> <ProductClass>"`.
+    pub product_class: String,
+    pub acs: Option<String>,
+    pub software_version: Option<String>,
+    pub retry: bool,
+    pub kinds: Kinds,
+    /// The record's origin (raw topic position), for dropping redeliveries.
+    pub source: Option<SourcePos>,
+}
+
+/// Position of the raw input a record was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourcePos {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The event kinds the detectors look at, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Kinds(u8);
+
+impl Kinds {
+    pub const BOOT: u8 = 1;
+    pub const M_REBOOT: u8 = 2;
+    pub const BOOTSTRAP: u8 = 4;
+    pub const WAKEUP: u8 = 8;
+
+    pub fn from_kinds(kinds: impl IntoIterator<Item = EventKind>) -> Self {
+        let mut bits = 0;
+        for kind in kinds {
+            bits |= match kind {
+                EventKind::Boot => Self::BOOT,
+                EventKind::MReboot => Self::M_REBOOT,
+                EventKind::Bootstrap => Self::BOOTSTRAP,
+                EventKind::Wakeup => Self::WAKEUP,
+                _ => 0,
+            };
+        }
+        Kinds(bits)
+    }
+
+    pub fn from_bits(bits: u8) -> Self {
+        Kinds(bits)
+    }
+
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// A boot the ACS did not ask for: `boot` without `m_reboot` in the same record.
+    pub fn unsolicited_boot(self) -> bool {
+        self.has(Self::BOOT) && !self.has(Self::M_REBOOT)
+    }
+
+    /// A boot the ACS asked for: `boot` with `m_reboot`.
+    pub fn acs_reboot(self) -> bool {
+        self.has(Self::BOOT) && self.has(Self::M_REBOOT)
+    }
+}
+
+/// Why a line of EventRecord JSON could not be used.
+#[derive(Debug)]
+pub enum ObservationError {
+    /// Not JSON, or not shaped like an EventRecord v1.
+    Decode(simd_json::Error),
+    /// A record of another schema version.
+    Schema(u32),
+    /// `received_at_ms` is null: there is no event time to window by.
+    NoEventTime,
+}
+
+impl fmt::Display for ObservationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObservationError::Decode(e) => write!(f, "not an EventRecord: {e}"),
+            ObservationError::Schema(v) => write!(f, "EventRecord schema {v} is not supported"),
+            ObservationError::NoEventTime => f.write_str("the record has no received_at_ms"),
+        }
+    }
+}
+
+impl std::error::Error for ObservationError {}
+
+impl ObservationError {
+    /// A bounded name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ObservationError::Decode(_) => "decode",
+            ObservationError::Schema(_) => "schema",
+            ObservationError::NoEventTime => "no_event_time",
+        }
+    }
+}
+
+// The subset of EventRecord v1 the detectors read; other fields are skipped.
+#[derive(Deserialize)]
+struct View<'a> {
+    schema: u32,
+    #[serde(borrow)]
+    device_id: Cow<'a, str>,
+    #[serde(borrow)]
+    device: DeviceView<'a>,
+    #[serde(borrow)]
+    events: Vec<EventView<'a>>,
+    retry_count: Option<u32>,
+    received_at_ms: Option<i64>,
+    #[serde(borrow)]
+    acs: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Vec<ParamView<'a>>,
+    #[serde(borrow)]
+    source: SourceView<'a>,
+}
+
+#[derive(Deserialize)]
+struct DeviceView<'a> {
+    #[serde(borrow)]
+    oui: Cow<'a, str>,
+    #[serde(borrow)]
+    product_class: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct EventView<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct ParamView<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct SourceView<'a> {
+    #[serde(borrow, default)]
+    topic: Option<Cow<'a, str>>,
+    #[serde(default)]
+    partition: Option<i32>,
+    #[serde(default)]
+    offset: Option<i64>,
+}
+
+impl Observation {
+    /// Decodes one EventRecord JSON document (simd-json parses in place, so the
+    /// buffer is modified).
+    pub fn from_json(buf: &mut [u8]) -> Result<Self, ObservationError> {
+        let view: View<'_> = simd_json::serde::from_slice(buf).map_err(ObservationError::Decode)?;
+        if view.schema != cwmp_record::SCHEMA_VERSION {
+            return Err(ObservationError::Schema(view.schema));
+        }
+        let time_ms = view.received_at_ms.ok_or(ObservationError::NoEventTime)?;
+        let kinds = Kinds::from_kinds(view.events.iter().map(|e| kind_from_str(&e.kind)));
+        let software_version = view
+            .params
+            .iter()
+            .find(|p| is_software_version(&p.name))
+            .map(|p| p.value.trim().to_owned());
+        let source = match view.source {
+            SourceView {
+                topic: Some(topic),
+                partition: Some(partition),
+                offset: Some(offset),
+            } => Some(SourcePos {
+                topic: topic.into_owned(),
+                partition,
+                offset,
+            }),
+            _ => None,
+        };
+        Ok(Observation {
+            device_id: view.device_id.into_owned(),
+            time_ms,
+            product_class: format!("{} {}", view.device.oui, view.device.product_class),
+            acs: view.acs.map(Cow::into_owned),
+            software_version,
+            retry: view.retry_count.unwrap_or(0) > 0,
+            kinds,
+            source,
+        })
+    }
+
+    /// From a decoded record (tests, the simulator). `None` without an event time.
+    pub fn from_record(record: &cwmp_record::EventRecord<'_>) -> Option<Self> {
+        let source = match &record.source {
+            cwmp_record::Source {
+                topic: Some(topic),
+                partition: Some(partition),
+                offset: Some(offset),
+                ..
+            } => Some(SourcePos {
+                topic: topic.to_string(),
+                partition: *partition,
+                offset: *offset,
+            }),
+            _ => None,
+        };
+        Some(Observation {
+            device_id: record.device_id.to_string(),
+            time_ms: record.received_at_ms?,
+            product_class: format!("{} {}", record.device.oui, record.device.product_class),
+            acs: record.acs.as_ref().map(|a| a.to_string()),
+            software_version: record
+                .params
+                .iter()
+                .find(|p| is_software_version(&p.name))
+                .map(|p| p.value.trim().to_owned()),
+            retry: record.retry_count.unwrap_or(0) > 0,
+            kinds: Kinds::from_kinds(record.events.iter().map(|e| e.kind)),
+            source,
+        })
+    }
+}
+
+/// `InternetGatewayDevice.DeviceInfo.SoftwareVersion` or `Device.DeviceInfo.SoftwareVersion`.
+fn is_software_version(name: &str) -> bool {
+    name.trim().ends_with(".DeviceInfo.SoftwareVersion")
+}
+
+fn kind_from_str(kind: &str) -> EventKind {
+    match kind {
+        "boot" => EventKind::Boot,
+        "m_reboot" => EventKind::MReboot,
+        "bootstrap" => EventKind::Bootstrap,
+        "wakeup" => EventKind::Wakeup,
+        _ => EventKind::Unknown,
+    }
+}

@@ -1,0 +1,441 @@
+//! The detect worker: runs where a partition of `cwmp.events` lands.
+//!
+//! It drops late and redelivered records, runs the per-device detectors, and counts
+//! the fleet measures in one-minute buckets (one bucket per slide). When the
+//! watermark passes the end of a window it unions the window's buckets into one
+//! [`Partial`] per scope and key, and then sends a [`Close`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::aggregate::{AggregateMessage, Close, Measure, Partial, MAX_SAMPLES};
+use crate::config::DetectConfig;
+use crate::device::{hash64, DeviceTable, DeviceVerdict};
+use crate::{Alert, Kinds, Observation, Scope};
+
+/// What the worker produces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerOutput {
+    /// A per-device alert, for `cwmp.alerts`.
+    Alert(Alert),
+    /// For `cwmp.aggregates`.
+    Aggregate(AggregateMessage),
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    /// Older than the watermark: counted, not folded in.
+    Late,
+    /// A redelivery of a record already seen.
+    Duplicate,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::Late => "late",
+            Verdict::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub accepted: u64,
+    pub late: u64,
+    pub duplicate: u64,
+}
+
+#[derive(Debug, Default)]
+struct SetMeasure {
+    devices: FxHashSet<u64>,
+    count: u64,
+    samples: BTreeSet<String>,
+}
+
+impl SetMeasure {
+    fn add(&mut self, device_key: u64, device_id: &str) {
+        self.count += 1;
+        if self.devices.insert(device_key) {
+            add_sample(&mut self.samples, device_id);
+        }
+    }
+}
+
+fn add_sample(samples: &mut BTreeSet<String>, device_id: &str) {
+    if samples.len() < MAX_SAMPLES {
+        samples.insert(device_id.to_owned());
+    } else if samples.last().is_some_and(|l| device_id < l.as_str()) {
+        samples.insert(device_id.to_owned());
+        samples.pop_last();
+    }
+}
+
+/// One scope and key in one bucket.
+#[derive(Debug, Default)]
+struct Cell {
+    informs: u64,
+    boot: SetMeasure,
+    acs_reboot: SetMeasure,
+    bootstrap: SetMeasure,
+    wakeup: SetMeasure,
+    retry: SetMeasure,
+}
+
+/// The distinct devices of a window's five measures, while its buckets are unioned.
+type DeviceSets = [FxHashSet<u64>; 5];
+
+/// One slide of event time: per scope, key → cell.
+type Bucket = [FxHashMap<String, Cell>; 4];
+
+fn scope_index(scope: Scope) -> usize {
+    match scope {
+        Scope::Fleet => 0,
+        Scope::ProductClass => 1,
+        Scope::Acs => 2,
+        Scope::SoftwareVersion | Scope::Device => 3,
+    }
+}
+
+/// The detect worker's state machine. Pure: no clock, no I/O.
+#[derive(Debug)]
+pub struct Worker {
+    config: DetectConfig,
+    devices: DeviceTable,
+    buckets: BTreeMap<i64, Bucket>,
+    clocks: BTreeMap<i32, PartitionClock>,
+    watermark: Option<i64>,
+    /// Start of the next window to close.
+    next_window: Option<i64>,
+    partitions: Vec<i32>,
+    partition_count: i32,
+    stats: WorkerStats,
+}
+
+impl Worker {
+    /// A worker that owns every partition of a one-partition input (replay).
+    pub fn new(config: DetectConfig) -> Self {
+        Worker {
+            config,
+            devices: DeviceTable::default(),
+            buckets: BTreeMap::new(),
+            clocks: BTreeMap::from([(0, PartitionClock::default())]),
+            watermark: None,
+            next_window: None,
+            partitions: vec![0],
+            partition_count: 1,
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// The input partitions this worker owns, of how many (after a rebalance).
+    pub fn set_partitions(&mut self, mut partitions: Vec<i32>, partition_count: i32) {
+        partitions.sort_unstable();
+        let old = std::mem::take(&mut self.clocks);
+        self.clocks = partitions
+            .iter()
+            .map(|p| (*p, old.get(p).copied().unwrap_or_default()))
+            .collect();
+        self.partitions = partitions;
+        self.partition_count = partition_count;
+    }
+
+    /// The consumer reached the end of `partition`: it holds no backlog, so it no
+    /// longer holds the watermark back.
+    pub fn partition_idle(&mut self, partition: i32, out: &mut Vec<WorkerOutput>) {
+        let Some(clock) = self.clocks.get_mut(&partition) else {
+            return;
+        };
+        if clock.idle {
+            return;
+        }
+        clock.idle = true;
+        if self.watermark.is_none() && self.clocks.values().all(|c| c.idle && c.max_time.is_none())
+        {
+            // Nothing at all to wait for here: say so, or the fleet stage would wait.
+            out.push(WorkerOutput::Aggregate(AggregateMessage::Close(Close {
+                partitions: self.partitions.clone(),
+                partition_count: self.partition_count,
+                closed_until_ms: i64::MIN,
+                idle: true,
+            })));
+            return;
+        }
+        self.advance(out);
+    }
+
+    pub fn config(&self) -> &DetectConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        self.stats
+    }
+
+    /// Event time minus the allowed lateness, where every partition that still has
+    /// a backlog has arrived: the smallest of their latest event times (or the
+    /// latest of all when every partition is caught up). Never goes back.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    fn compute_watermark(&self) -> Option<i64> {
+        let busy: Vec<Option<i64>> = self
+            .clocks
+            .values()
+            .filter(|c| !c.idle)
+            .map(|c| c.max_time)
+            .collect();
+        let time = if busy.is_empty() {
+            self.clocks.values().filter_map(|c| c.max_time).max()
+        } else if busy.iter().any(Option::is_none) {
+            // An assigned partition has delivered nothing yet.
+            None
+        } else {
+            busy.into_iter().flatten().min()
+        }?;
+        Some(time - self.config.allowed_lateness_ms)
+    }
+
+    /// Moves the watermark forward if it can; judges and closes what it passes.
+    fn advance(&mut self, out: &mut Vec<WorkerOutput>) {
+        let Some(new) = self.compute_watermark() else {
+            return;
+        };
+        if self.watermark.is_some_and(|w| new <= w) {
+            return;
+        }
+        self.watermark = Some(new);
+        let mut alerts = Vec::new();
+        self.devices.advance(&self.config, new, &mut alerts);
+        out.extend(alerts.into_iter().map(WorkerOutput::Alert));
+        self.close_windows(out);
+    }
+
+    /// Open per-device alerts, by kind.
+    pub fn active(&self) -> BTreeMap<crate::AlertKind, u64> {
+        self.devices.open_counts()
+    }
+
+    pub fn tracked_devices(&self) -> usize {
+        self.devices.tracked()
+    }
+
+    /// Approximate bytes of detector state: device tables and open window buckets.
+    pub fn state_bytes(&self) -> usize {
+        let cells: usize = self
+            .buckets
+            .values()
+            .flat_map(|b| b.iter())
+            .map(|m| {
+                m.capacity() * (std::mem::size_of::<(String, Cell)>() + 1)
+                    + m.iter()
+                        .map(|(k, c)| {
+                            k.capacity()
+                                + [&c.boot, &c.acs_reboot, &c.bootstrap, &c.wakeup, &c.retry]
+                                    .iter()
+                                    .map(|s| s.devices.capacity() * 9 + s.samples.len() * 48)
+                                    .sum::<usize>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        self.devices.state_bytes() + cells
+    }
+
+    /// Folds one record from input `partition` in; appends what it causes to `out`.
+    pub fn observe(
+        &mut self,
+        partition: i32,
+        obs: &Observation,
+        out: &mut Vec<WorkerOutput>,
+    ) -> Verdict {
+        let clock = self.clocks.entry(partition).or_default();
+        clock.idle = false;
+        clock.max_time = Some(clock.max_time.map_or(obs.time_ms, |m| m.max(obs.time_ms)));
+        if self.watermark().is_some_and(|w| obs.time_ms < w) {
+            self.stats.late += 1;
+            return Verdict::Late;
+        }
+        if self.devices.observe(obs) == DeviceVerdict::Duplicate {
+            self.stats.duplicate += 1;
+            return Verdict::Duplicate;
+        }
+        self.stats.accepted += 1;
+        self.count(obs);
+        self.advance(out);
+        Verdict::Accepted
+    }
+
+    fn count(&mut self, obs: &Observation) {
+        let bucket_start = floor(obs.time_ms, self.config.slide_ms);
+        let bucket = self.buckets.entry(bucket_start).or_default();
+        let device_key = hash64(obs.device_id.as_str());
+        for &scope in &self.config.scopes {
+            let key = match scope {
+                Scope::Fleet => "all",
+                Scope::ProductClass => obs.product_class.as_str(),
+                Scope::Acs => obs.acs.as_deref().unwrap_or("unknown"),
+                Scope::SoftwareVersion => obs.software_version.as_deref().unwrap_or("unknown"),
+                Scope::Device => continue,
+            };
+            let cells = &mut bucket[scope_index(scope)];
+            let cell = match cells.get_mut(key) {
+                Some(cell) => cell,
+                None => cells.entry(key.to_owned()).or_default(),
+            };
+            cell.informs += 1;
+            let k = obs.kinds;
+            if k.unsolicited_boot() {
+                cell.boot.add(device_key, &obs.device_id);
+            }
+            if k.acs_reboot() {
+                cell.acs_reboot.add(device_key, &obs.device_id);
+            }
+            if k.has(Kinds::BOOTSTRAP) {
+                cell.bootstrap.add(device_key, &obs.device_id);
+            }
+            if k.has(Kinds::WAKEUP) {
+                cell.wakeup.add(device_key, &obs.device_id);
+            }
+            if obs.retry {
+                cell.retry.add(device_key, &obs.device_id);
+            }
+        }
+    }
+
+    /// Closes every window the watermark has passed.
+    fn close_windows(&mut self, out: &mut Vec<WorkerOutput>) {
+        let Some(watermark) = self.watermark() else {
+            return;
+        };
+        let (window, slide) = (self.config.window_ms, self.config.slide_ms);
+        // The first window is the first to hold the earliest record: by the time the
+        // watermark closes it every record before the watermark has arrived, so it
+        // does not depend on arrival order.
+        let Some(mut next) = self
+            .next_window
+            .or_else(|| self.buckets.keys().next().map(|&b| b - window + slide))
+        else {
+            return;
+        };
+        if next + window > watermark {
+            return;
+        }
+        self.devices.expire(&self.config, watermark);
+        while next + window <= watermark {
+            // Skip stretches with no data at once.
+            match self.buckets.range(next..).next() {
+                Some((&first, _)) if first >= next + window => {
+                    next = (first - window + slide).max(next);
+                    continue;
+                }
+                None => {
+                    next = floor(watermark - window, slide) + slide;
+                    break;
+                }
+                Some(_) => {}
+            }
+            for partial in self.union(next) {
+                out.push(WorkerOutput::Aggregate(AggregateMessage::Partial(partial)));
+            }
+            next += slide;
+            // Buckets before the next window are done with.
+            while let Some((&first, _)) = self.buckets.first_key_value() {
+                if first >= next {
+                    break;
+                }
+                self.buckets.pop_first();
+            }
+        }
+        // Everything before `next` has been closed.
+        self.next_window = Some(next);
+        while let Some((&first, _)) = self.buckets.first_key_value() {
+            if first >= next {
+                break;
+            }
+            self.buckets.pop_first();
+        }
+        out.push(WorkerOutput::Aggregate(AggregateMessage::Close(Close {
+            partitions: self.partitions.clone(),
+            partition_count: self.partition_count,
+            closed_until_ms: next - slide + window,
+            idle: false,
+        })));
+    }
+
+    /// The window starting at `start`, per scope and key, in sorted order.
+    fn union(&self, start: i64) -> Vec<Partial> {
+        let end = start + self.config.window_ms;
+        let mut merged: BTreeMap<(Scope, &str), (Partial, DeviceSets)> = BTreeMap::new();
+        for (_, bucket) in self.buckets.range(start..end) {
+            for &scope in &self.config.scopes {
+                if scope == Scope::Device {
+                    continue;
+                }
+                for (key, cell) in &bucket[scope_index(scope)] {
+                    let (p, sets) = merged.entry((scope, key.as_str())).or_insert_with(|| {
+                        (
+                            Partial {
+                                window_start_ms: start,
+                                scope,
+                                key: key.clone(),
+                                ..Partial::default()
+                            },
+                            Default::default(),
+                        )
+                    });
+                    p.informs += cell.informs;
+                    let measures = [
+                        (&mut p.boot, &cell.boot),
+                        (&mut p.acs_reboot, &cell.acs_reboot),
+                        (&mut p.bootstrap, &cell.bootstrap),
+                        (&mut p.wakeup, &cell.wakeup),
+                        (&mut p.retry, &cell.retry),
+                    ];
+                    for (i, (m, s)) in measures.into_iter().enumerate() {
+                        m.count += s.count;
+                        sets[i].extend(s.devices.iter().copied());
+                        if !s.samples.is_empty() {
+                            m.merge(&Measure {
+                                devices: 0,
+                                count: 0,
+                                samples: s.samples.iter().cloned().collect(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        merged
+            .into_values()
+            .map(|(mut p, sets)| {
+                let [a, b, c, d, e] = sets;
+                p.boot.devices = a.len() as u64;
+                p.acs_reboot.devices = b.len() as u64;
+                p.bootstrap.devices = c.len() as u64;
+                p.wakeup.devices = d.len() as u64;
+                p.retry.devices = e.len() as u64;
+                p
+            })
+            .collect()
+    }
+}
+
+/// How far one input partition has got in event time.
+#[derive(Debug, Clone, Copy, Default)]
+struct PartitionClock {
+    max_time: Option<i64>,
+    /// Caught up with the end of the partition.
+    idle: bool,
+}
+
+/// Rounds down to a multiple of `step` (also for negative times).
+pub(crate) fn floor(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step
+}

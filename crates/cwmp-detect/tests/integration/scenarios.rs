@@ -1,0 +1,286 @@
+//! Planted incidents in a seeded fleet: each raises what it should, and only that.
+
+use cwmp_detect::{Alert, AlertKind, AlertState, Kinds, Scope};
+
+use crate::gen::{self, arrival, background, class_devices, fleet, inform, Rng, HOUR, MIN, T0};
+use crate::{run, summary};
+
+fn opened(alerts: &[Alert], kind: AlertKind) -> Vec<&Alert> {
+    alerts
+        .iter()
+        .filter(|a| a.kind == kind && a.state == AlertState::Open)
+        .collect()
+}
+
+#[test]
+fn a_calm_day_raises_nothing() {
+    let devices = fleet(1);
+    let mut obs = background(&devices, T0, T0 + 24 * HOUR, 1);
+    // A product line that wakes four times an hour by design.
+    for d in class_devices(&devices, "001E80 SmallCell") {
+        let mut t = T0 + d.phase % (15 * MIN);
+        while t < T0 + 24 * HOUR {
+            obs.push(inform(d, t, &[Kinds::WAKEUP], false));
+            t += 15 * MIN;
+        }
+    }
+    let alerts = run(&arrival(obs, 1));
+    assert!(alerts.is_empty(), "{:#?}", summary(&alerts));
+}
+
+#[test]
+fn a_power_cut_on_one_product_class_opens_one_boot_storm_and_resolves() {
+    let devices = fleet(2);
+    let mut obs = background(&devices, T0, T0 + 8 * HOUR, 2);
+    let cut = T0 + 5 * HOUR + 2 * MIN;
+    let mut rng = Rng::new(2);
+    let class = "202BC1 BM632w";
+    for d in class_devices(&devices, class) {
+        if rng.chance(0.8) {
+            obs.push(inform(
+                d,
+                cut + rng.below(3 * MIN as u64) as i64,
+                &[Kinds::BOOT],
+                false,
+            ));
+        }
+    }
+    let alerts = run(&arrival(obs, 2));
+    let storms = opened(&alerts, AlertKind::BootStorm);
+    let ours: Vec<_> = storms
+        .iter()
+        .filter(|a| a.scope == Scope::ProductClass)
+        .collect();
+    assert_eq!(ours.len(), 1, "{:#?}", summary(&alerts));
+    let open = ours[0];
+    assert_eq!(open.key, class);
+    assert!(open.devices >= 50 && open.devices <= 1500);
+    assert!(
+        open.window_end_ms - cut <= 2 * 5 * MIN,
+        "opened {} min after the cut",
+        (open.window_end_ms - cut) / MIN
+    );
+    assert_eq!(open.sample_devices.len(), 10);
+    assert!(open.sample_devices.windows(2).all(|w| w[0] < w[1]));
+    // Every storm is this incident, seen per scope: no other product class.
+    for a in &storms {
+        assert!(a.window_start_ms <= cut + 5 * MIN && a.window_end_ms >= cut);
+        if a.scope == Scope::ProductClass {
+            assert_eq!(a.key, class);
+        }
+        if a.scope == Scope::SoftwareVersion {
+            assert!(a.key.starts_with("BM632w-"), "{}", a.key);
+        }
+    }
+    assert!(alerts
+        .iter()
+        .any(|a| a.id == open.id && a.state == AlertState::Resolved));
+    assert!(opened(&alerts, AlertKind::RebootLoop).is_empty());
+    assert!(opened(&alerts, AlertKind::AcsMassReboot).is_empty());
+}
+
+#[test]
+fn an_acs_reboot_campaign_is_informational_and_never_a_boot_storm() {
+    let devices = fleet(3);
+    let mut obs = background(&devices, T0, T0 + 8 * HOUR, 3);
+    let start = T0 + 5 * HOUR;
+    let mut rng = Rng::new(3);
+    for d in class_devices(&devices, "00D09E HG8245H")
+        .into_iter()
+        .take(1000)
+    {
+        let at = start + rng.below(10 * MIN as u64) as i64;
+        obs.push(inform(d, at, &[Kinds::BOOT, Kinds::M_REBOOT], false));
+    }
+    let alerts = run(&arrival(obs, 3));
+    assert!(
+        opened(&alerts, AlertKind::BootStorm).is_empty(),
+        "{:#?}",
+        summary(&alerts)
+    );
+    let campaign = opened(&alerts, AlertKind::AcsMassReboot);
+    assert!(
+        campaign
+            .iter()
+            .any(|a| a.scope == Scope::ProductClass && a.key == "00D09E HG8245H"),
+        "{:#?}",
+        summary(&alerts)
+    );
+}
+
+#[test]
+fn one_looping_device_is_the_only_reboot_loop() {
+    let devices = fleet(4);
+    let mut obs = background(&devices, T0, T0 + 9 * HOUR, 4);
+    let looping = &devices[777];
+    for i in 0..8 {
+        obs.push(inform(
+            looping,
+            T0 + 5 * HOUR + i * 8 * MIN,
+            &[Kinds::BOOT],
+            false,
+        ));
+    }
+    let alerts = run(&arrival(obs, 4));
+    let loops: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::RebootLoop)
+        .collect();
+    assert!(
+        loops.iter().all(|a| a.key == looping.id),
+        "{:#?}",
+        summary(&alerts)
+    );
+    let states: Vec<_> = loops.iter().map(|a| a.state).collect();
+    assert_eq!(states.first(), Some(&AlertState::Open));
+    assert_eq!(states.last(), Some(&AlertState::Resolved));
+    let open = loops[0];
+    assert_eq!(open.scope, Scope::Device);
+    assert_eq!(
+        open.event_time_ms,
+        T0 + 5 * HOUR + 16 * MIN,
+        "the third boot"
+    );
+    let resolved = loops[loops.len() - 1];
+    assert_eq!(resolved.event_time_ms, T0 + 5 * HOUR + 56 * MIN + 2 * HOUR);
+    assert!(opened(&alerts, AlertKind::BootStorm).is_empty());
+}
+
+#[test]
+fn a_product_line_waking_ten_times_too_often_raises_wakeup_rate() {
+    let devices = fleet(5);
+    let mut obs = background(&devices, T0, T0 + 7 * HOUR, 5);
+    let class = "001E80 SmallCell";
+    for d in class_devices(&devices, class) {
+        // Once an hour by design, every six minutes after 4 h.
+        let mut t = T0 + d.phase;
+        while t < T0 + 7 * HOUR {
+            obs.push(inform(d, t, &[Kinds::WAKEUP], false));
+            t += if t < T0 + 4 * HOUR { HOUR } else { 6 * MIN };
+        }
+    }
+    let alerts = run(&arrival(obs, 5));
+    let class_alerts: Vec<_> = opened(&alerts, AlertKind::WakeupRate)
+        .into_iter()
+        .filter(|a| a.scope == Scope::ProductClass)
+        .collect();
+    assert_eq!(class_alerts.len(), 1, "{:#?}", summary(&alerts));
+    assert_eq!(class_alerts[0].key, class);
+    assert!(class_alerts[0].window_end_ms >= T0 + 4 * HOUR);
+    // Devices enter the new rhythm at their next wake-up after 4 h, over an hour;
+    // the alert opens on the way up.
+    assert!(
+        class_alerts[0].window_end_ms <= T0 + 4 * HOUR + 40 * MIN,
+        "opened at {} min",
+        (class_alerts[0].window_end_ms - T0) / MIN
+    );
+    // Each device now wakes ten times an hour: a device-scope alert for some of them.
+    assert!(opened(&alerts, AlertKind::WakeupRate)
+        .iter()
+        .any(|a| a.scope == Scope::Device));
+    assert!(opened(&alerts, AlertKind::BootStorm).is_empty());
+}
+
+#[test]
+fn a_factory_reset_wave_raises_bootstrap_wave() {
+    let devices = fleet(6);
+    let mut obs = background(&devices, T0, T0 + 7 * HOUR, 6);
+    let mut rng = Rng::new(6);
+    for d in class_devices(&devices, "A0F3C1 Archer-C7")
+        .into_iter()
+        .take(300)
+    {
+        let at = T0 + 5 * HOUR + rng.below(5 * MIN as u64) as i64;
+        obs.push(inform(d, at, &[Kinds::BOOTSTRAP, Kinds::BOOT], false));
+    }
+    let alerts = run(&arrival(obs, 6));
+    let waves = opened(&alerts, AlertKind::BootstrapWave);
+    assert!(
+        waves
+            .iter()
+            .any(|a| a.scope == Scope::ProductClass && a.key == "A0F3C1 Archer-C7"),
+        "{:#?}",
+        summary(&alerts)
+    );
+    // Updates follow the wave to its peak: all 300 devices in one window.
+    let peak = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::BootstrapWave && a.scope == Scope::ProductClass)
+        .map(|a| a.devices)
+        .max();
+    assert_eq!(peak, Some(300));
+    assert!(waves
+        .iter()
+        .all(|a| a.window_start_ms >= T0 + 5 * HOUR - 5 * MIN));
+}
+
+#[test]
+fn sessions_failing_fleet_wide_raise_retry_storm() {
+    let devices = fleet(7);
+    let mut obs = background(&devices, T0, T0 + 6 * HOUR, 7);
+    // From 4 h, a third of the informs are retries.
+    let mut rng = Rng::new(7);
+    for o in obs.iter_mut() {
+        if o.time_ms >= T0 + 4 * HOUR && o.time_ms < T0 + 5 * HOUR && rng.chance(0.33) {
+            o.retry = true;
+        }
+    }
+    let alerts = run(&arrival(obs, 7));
+    let storms = opened(&alerts, AlertKind::RetryStorm);
+    assert!(
+        storms.iter().any(|a| a.scope == Scope::Fleet),
+        "{:#?}",
+        summary(&alerts)
+    );
+    assert!(alerts
+        .iter()
+        .any(|a| a.kind == AlertKind::RetryStorm && a.state == AlertState::Resolved));
+}
+
+#[test]
+fn late_records_are_counted_not_folded_in() {
+    let devices = fleet(8);
+    let mut obs = arrival(background(&devices, T0, T0 + 2 * HOUR, 8), 8);
+    // Fifty boots of one class arriving ten minutes after their event time.
+    let late_at = obs.len() / 2;
+    let now = obs[late_at].time_ms;
+    let late: Vec<_> = class_devices(&devices, "202BC1 BM632w")
+        .into_iter()
+        .take(60)
+        .map(|d| inform(d, now - 10 * MIN, &[gen::BOOT], false))
+        .collect();
+    obs.splice(late_at..late_at, late);
+    let mut pipeline = cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default());
+    let mut alerts = Vec::new();
+    for o in &obs {
+        pipeline.observe(o, &mut alerts);
+    }
+    assert_eq!(pipeline.worker.stats().late, 60);
+    assert!(alerts.is_empty(), "{:#?}", summary(&alerts));
+}
+
+#[test]
+fn redelivered_records_are_dropped() {
+    let devices = fleet(9);
+    let obs = arrival(background(&devices, T0, T0 + 2 * HOUR, 9), 9);
+    // Every record of the second hour twice: ingest replayed after a crash.
+    let mut twice = Vec::new();
+    for o in &obs {
+        twice.push(o.clone());
+        if o.time_ms >= T0 + HOUR {
+            twice.push(o.clone());
+        }
+    }
+    let mut a = cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default());
+    let mut b = cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default());
+    let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+    for o in &obs {
+        a.observe(o, &mut out_a);
+    }
+    for o in &twice {
+        b.observe(o, &mut out_b);
+    }
+    assert_eq!(b.worker.stats().duplicate as usize, twice.len() - obs.len());
+    assert_eq!(a.worker.stats().accepted, b.worker.stats().accepted);
+    assert_eq!(out_a, out_b);
+}

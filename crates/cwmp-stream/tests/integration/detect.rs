@@ -1,0 +1,273 @@
+//! The detect service on a broker: one or four workers give exactly the alerts of
+//! `detect --replay` over the same records; the replay command itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cwmp_stream::config::{Config, Stage};
+use cwmp_stream::detect::{self, DetectMetrics};
+use cwmp_stream::health::Health;
+use rdkafka::config::ClientConfig;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::kafka_util::{read_topic, Broker};
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_795_478_400_000;
+const PARTITIONS: i32 = 8;
+
+/// One EventRecord v1 line.
+fn record(
+    device: usize,
+    class: &str,
+    time_ms: i64,
+    codes: &[(&str, &str)],
+    offset: usize,
+) -> (String, String) {
+    let (oui, product_class) = class.split_once(' ').unwrap_or((class, ""));
+    let serial = format!("SN{device:05}");
+    let device_id = format!("{oui}-{product_class}-{serial}");
+    let events: Vec<_> = codes
+        .iter()
+        .map(|(code, kind)| json!({"code": code, "kind": kind, "command_key": ""}))
+        .collect();
+    let line = json!({
+        "schema": 1,
+        "device_id": device_id,
+        "device": {"manufacturer": "Acme", "oui": oui, "product_class": product_class, "serial_number": serial},
+        "events": events,
+        "cwmp": {"namespace": "urn:dslforum-org:cwmp-1-0", "version": "1.0", "session_id": null, "session_timeout": null, "supported_versions": null},
+        "max_envelopes": 1, "retry_count": 0,
+        "current_time": null, "cpe_time_ms": null,
+        "received_at_ms": time_ms, "acs": format!("acs-{}", device % 2), "remote_addr": null,
+        "root": "InternetGatewayDevice",
+        "params": [{"name": "InternetGatewayDevice.DeviceInfo.SoftwareVersion", "value": format!("V{}", device % 3), "type": "xsd:string"}],
+        "warnings": [],
+        "source": {"topic": "cwmp.informs.raw", "partition": 0, "offset": offset},
+    });
+    (device_id, line.to_string())
+}
+
+/// Three hours of a 1,200-device fleet: periodic informs, a power cut on one product
+/// class at 2 h, and one device in a reboot loop — in arrival order.
+fn scenario() -> Vec<(String, String)> {
+    let classes = ["202BC1 BM632w", "00D09E HG8245H", "A0F3C1 ArcherC7"];
+    // (time, device, class, event codes and kinds)
+    type Planned<'a> = (i64, usize, &'a str, Vec<(&'a str, &'a str)>);
+    let mut events: Vec<Planned> = Vec::new();
+    for device in 0..1200 {
+        let class = classes[device % 3];
+        let phase = (device as i64 * 7919) % HOUR;
+        let mut t = T0 + phase;
+        while t < T0 + 3 * HOUR + 30 * MIN {
+            events.push((t, device, class, vec![("2 PERIODIC", "periodic")]));
+            t += HOUR;
+        }
+        if class == classes[0] && device % 5 != 0 {
+            let at = T0 + 2 * HOUR + (device as i64 * 104_729) % (3 * MIN);
+            events.push((at, device, class, vec![("1 BOOT", "boot")]));
+        }
+    }
+    for i in 0..5 {
+        events.push((
+            T0 + HOUR + i * 6 * MIN,
+            4,
+            classes[1],
+            vec![("1 BOOT", "boot")],
+        ));
+    }
+    events.sort_by_key(|(t, d, _, _)| (*t, *d));
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(offset, (t, d, class, codes))| record(d, class, t, &codes, offset))
+        .collect()
+}
+
+fn replay_lines(lines: &[(String, String)]) -> Vec<String> {
+    let input: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let mut out = Vec::new();
+    detect::replay::replay(
+        &cwmp_detect::DetectConfig::default(),
+        input.as_bytes(),
+        &mut out,
+        std::io::sink(),
+    )
+    .expect("replay");
+    let mut alerts: Vec<String> = String::from_utf8(out)
+        .expect("utf8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    alerts.sort();
+    alerts
+}
+
+/// A stable partition per device, as a keyed producer would choose.
+fn partition_of(device_id: &str) -> i32 {
+    let h = device_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % PARTITIONS as u64) as i32
+}
+
+async fn run_kafka(workers: usize, lines: &[(String, String)]) -> Vec<String> {
+    let broker = Broker::start();
+    let stamp = format!("detect-{workers}-{}", std::process::id());
+    let (events, aggregates, alerts) = (
+        format!("{stamp}.events"),
+        format!("{stamp}.aggregates"),
+        format!("{stamp}.alerts"),
+    );
+    broker.create_topic(&events, PARTITIONS).await;
+    broker.create_topic(&aggregates, 4).await;
+    broker.create_topic(&alerts, 1).await;
+    let mut config = Config::default();
+    config.kafka.brokers = broker.bootstrap.clone();
+    config.metrics.listen = String::new();
+    config.detect.input_topic = events.clone();
+    config.detect.aggregates_topic = aggregates;
+    config.detect.alerts_topic = alerts.clone();
+    config.detect.group_id = format!("{stamp}.workers");
+    config.detect.fleet_group_id = format!("{stamp}.fleet");
+    for (k, v) in [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "500"),
+        ("auto.commit.interval.ms", "200"),
+    ] {
+        config.kafka.consumer.insert(k.into(), v.into());
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut worker_metrics = Vec::new();
+    let mut fleet_config = config.clone();
+    fleet_config.detect.stage = Stage::Fleet;
+    {
+        let stop = stop.clone();
+        let metrics = DetectMetrics::new();
+        let health = Arc::new(Health::new(Duration::from_secs(60)));
+        tasks.push(tokio::spawn(async move {
+            detect::run(&fleet_config, metrics, health, stop).await
+        }));
+    }
+    for _ in 0..workers {
+        let mut c = config.clone();
+        c.detect.stage = Stage::Worker;
+        let stop = stop.clone();
+        let metrics = DetectMetrics::new();
+        worker_metrics.push(metrics.clone());
+        let health = Arc::new(Health::new(Duration::from_secs(60)));
+        tasks.push(tokio::spawn(async move {
+            detect::run(&c, metrics, health, stop).await
+        }));
+    }
+    // Wait for the group to settle, so that no rebalance moves partitions mid-input.
+    let start = Instant::now();
+    let mut steady_since: Option<Instant> = None;
+    loop {
+        let assigned: i64 = worker_metrics
+            .iter()
+            .map(|m| m.worker_consumer.assigned_partitions.get())
+            .sum();
+        let all_have = worker_metrics
+            .iter()
+            .all(|m| m.worker_consumer.assigned_partitions.get() > 0);
+        if assigned == PARTITIONS as i64 && all_have {
+            let since = *steady_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        } else {
+            steady_since = None;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the worker group did not settle"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let mut deliveries = Vec::new();
+    for (device_id, line) in lines {
+        let record = FutureRecord::to(&events)
+            .key(device_id.as_bytes())
+            .payload(line.as_bytes())
+            .partition(partition_of(device_id));
+        deliveries.push(producer.send(record, Duration::from_secs(30)));
+    }
+    for d in deliveries {
+        d.await.expect("delivered");
+    }
+    let expected = replay_lines(lines).len();
+    let got = tokio::task::block_in_place(|| {
+        read_topic(&broker, &alerts, expected, false, Duration::from_secs(120))
+            .iter()
+            .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+            .collect::<Vec<_>>()
+    });
+    stop_tx.send(true).expect("stop");
+    for t in tasks {
+        t.await.expect("join").expect("clean stop");
+    }
+    let mut got = got;
+    got.sort();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_and_four_workers_give_the_alerts_of_the_replay() {
+    let lines = scenario();
+    let expected = replay_lines(&lines);
+    let kinds: Vec<String> = expected
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["kind"].to_string())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "\"boot_storm\""), "{expected:#?}");
+    assert!(
+        kinds.iter().any(|k| k == "\"reboot_loop\""),
+        "{expected:#?}"
+    );
+    for workers in [1, 4] {
+        let got = run_kafka(workers, &lines).await;
+        assert_eq!(got, expected, "{workers} worker(s)");
+    }
+}
+
+#[test]
+fn replay_prints_alerts_and_a_summary() {
+    let dir = std::env::temp_dir().join(format!("cwmp-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("records.ndjson");
+    let lines = scenario();
+    let mut text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    text.push_str("not json\n");
+    std::fs::write(&file, text).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cwmp-stream"))
+        .args(["detect", "--replay"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let mut printed: Vec<String> = stdout.lines().map(str::to_owned).collect();
+    printed.sort();
+    assert_eq!(printed, replay_lines(&lines));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("line {}: decode", lines.len() + 1)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 invalid"), "{stderr}");
+}
