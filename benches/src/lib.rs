@@ -5,6 +5,8 @@
 //! and type. The tests below check that they agree with ours on every bench input, so
 //! the bench compares like with like.
 
+pub mod live;
+
 use std::borrow::Cow;
 
 use serde::Deserialize;

@@ -16,6 +16,10 @@ use rustc_hash::FxHashMap;
 use crate::config::{DetectConfig, MAX_TRACKED};
 use crate::{Alert, AlertKind, AlertState, Observation, Scope};
 
+/// How far back a retried session's boot is taken for the boot it retries: CWMP
+/// back-off reaches about an hour only after eight failed attempts.
+const RETRY_HORIZON_MS: i64 = HOUR_MS;
+
 /// 2020-01-01T00:00:00Z: the origin of the compact second counters.
 const EPOCH_MS: i64 = 1_577_836_800_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -163,7 +167,14 @@ impl DeviceTable {
         }
         state.last_seen = state.last_seen.max(now);
 
-        if obs.kinds.unsolicited_boot() {
+        // A retried session (RetryCount > 0) repeats the events of the attempt
+        // that failed: its boot is the same boot, unless none was seen lately.
+        let repeated_boot = obs.retry
+            && self
+                .boots
+                .get(&key)
+                .is_some_and(|r| !r.window(now, (RETRY_HORIZON_MS / 1000) as u32).is_empty());
+        if obs.kinds.unsolicited_boot() && !repeated_boot {
             self.boots.entry(key).or_default().insert(now);
             self.pending.push(Reverse(PendingEvent {
                 time_ms: obs.time_ms,

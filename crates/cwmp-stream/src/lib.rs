@@ -3,6 +3,7 @@
 //! `main.rs` is a thin command line over these modules.
 
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod extract;
 pub mod health;
@@ -12,4 +13,5 @@ pub mod input;
 pub mod kafka;
 pub mod metrics;
 pub mod shutdown;
+pub mod simulate;
 pub mod telemetry;

@@ -37,12 +37,14 @@ fn a_power_cut_on_one_product_class_opens_one_boot_storm_and_resolves() {
     let class = "202BC1 BM632w";
     for d in class_devices(&devices, class) {
         if rng.chance(0.8) {
-            obs.push(inform(
-                d,
-                cut + rng.below(3 * MIN as u64) as i64,
-                &[Kinds::BOOT],
-                false,
-            ));
+            let at = cut + rng.below(3 * MIN as u64) as i64;
+            obs.push(inform(d, at, &[Kinds::BOOT], false));
+            // Overloaded front-ends: some sessions fail and are retried twice with
+            // back-off. A retry repeats the boot; it is not another one.
+            if rng.chance(0.3) {
+                obs.push(inform(d, at + 7_000, &[Kinds::BOOT], true));
+                obs.push(inform(d, at + 21_000, &[Kinds::BOOT], true));
+            }
         }
     }
     let alerts = run(&arrival(obs, 2));

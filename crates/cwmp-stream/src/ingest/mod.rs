@@ -94,8 +94,8 @@ pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 
 /// Enqueues one record, waiting while the producer queue is full (backpressure, not
 /// an error). Other errors are returned with nothing enqueued.
-pub(crate) async fn enqueue(
-    producer: &IngestProducer,
+pub(crate) async fn enqueue<C: rdkafka::ClientContext + 'static>(
+    producer: &FutureProducer<C>,
     mut record: FutureRecord<'_, [u8], [u8]>,
 ) -> Result<DeliveryFuture, KafkaError> {
     let mut wait = Duration::from_millis(1);

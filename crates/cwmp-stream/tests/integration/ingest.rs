@@ -245,6 +245,23 @@ async fn exactly_once_gives_each_record_once_to_committed_readers() {
     assert!(metrics.transactions.with_label_values(&["committed"]).get() > 0);
 }
 
+/// The error headers of the dead letters of one input, for failure messages.
+fn dead_letter_reasons(dlq: &[OwnedMessage], pos: (i32, i64)) -> Vec<String> {
+    dlq.iter()
+        .filter(|d| {
+            header(d, "cwmp-source-partition") == Some(pos.0.to_string().as_str())
+                && header(d, "cwmp-source-offset") == Some(pos.1.to_string().as_str())
+        })
+        .map(|d| {
+            format!(
+                "{}: {}",
+                header(d, "cwmp-error-kind").unwrap_or("?"),
+                header(d, "cwmp-error").unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
 /// Checks that every input has at least one output of the right kind (at-least-once
 /// allows duplicates) or, with `exactly`, exactly one.
 pub(crate) fn assert_accounted(
@@ -259,7 +276,12 @@ pub(crate) fn assert_accounted(
         let got = by_input.get(pos).cloned().unwrap_or_default();
         match want {
             Want::Skipped => assert!(got.is_empty(), "{pos:?} should be skipped, got {got:?}"),
-            w if exactly => assert_eq!(got, vec![*w], "input at {pos:?} exactly once"),
+            w if exactly => assert_eq!(
+                got,
+                vec![*w],
+                "input at {pos:?} exactly once; dead letters: {:?}",
+                dead_letter_reasons(dlq, *pos)
+            ),
             w => assert!(
                 !got.is_empty() && got.iter().all(|g| g == w),
                 "input at {pos:?}: want {w:?}, got {got:?}"

@@ -1,9 +1,11 @@
 //! Integration tests of the `cwmp-stream` binary, run as a process.
 
 mod check_config;
+mod demo;
 mod detect;
 mod extract;
 mod http;
 mod ingest;
 mod kafka_util;
 mod process_faults;
+mod simulate;

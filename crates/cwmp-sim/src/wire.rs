@@ -1,0 +1,206 @@
+//! Writes an Inform the way a model's firmware does.
+
+use std::fmt::Write;
+
+use crate::model::{ArrayType, Model, Root};
+
+/// What one Inform says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InformSpec<'a> {
+    pub model: &'a Model,
+    pub serial: &'a str,
+    pub software_version: &'a str,
+    pub events: &'a [(&'a str, &'a str)],
+    pub retry_count: u32,
+    /// `CurrentTime` as the CPE would write it.
+    pub current_time: &'a str,
+    pub session_id: u64,
+    pub external_ip: &'a str,
+    pub parameter_key: &'a str,
+}
+
+fn escape(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The forced-inform parameters of a model's data model.
+fn params<'a>(spec: &'a InformSpec<'a>) -> Vec<(String, &'a str, &'static str)> {
+    let r = spec.model.root.prefix();
+    let mut p = vec![
+        (
+            format!("{r}DeviceInfo.HardwareVersion"),
+            spec.model.hardware_version,
+            "xsd:string",
+        ),
+        (
+            format!("{r}DeviceInfo.SoftwareVersion"),
+            spec.software_version,
+            "xsd:string",
+        ),
+        (format!("{r}DeviceInfo.ProvisioningCode"), "", "xsd:string"),
+        (
+            format!("{r}ManagementServer.ParameterKey"),
+            spec.parameter_key,
+            "xsd:string",
+        ),
+        (
+            format!("{r}ManagementServer.ConnectionRequestURL"),
+            "",
+            "xsd:string",
+        ),
+    ];
+    match spec.model.root {
+        Root::Tr098 => {
+            p.insert(
+                0,
+                (
+                    format!("{r}DeviceSummary"),
+                    "InternetGatewayDevice:1.4[](Baseline:2, EthernetLAN:1, Time:1)",
+                    "xsd:string",
+                ),
+            );
+            p.push((
+                format!("{r}WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.ExternalIPAddress"),
+                spec.external_ip,
+                "xsd:string",
+            ));
+        }
+        Root::Tr181 => {
+            p.insert(
+                0,
+                (format!("{r}RootDataModelVersion"), "2.11", "xsd:string"),
+            );
+            p.push((
+                format!("{r}IP.Interface.1.IPv4Address.1.IPAddress"),
+                spec.external_ip,
+                "xsd:string",
+            ));
+        }
+    }
+    p
+}
+
+/// The Inform as the device would POST it.
+pub fn write_inform(spec: &InformSpec<'_>) -> Vec<u8> {
+    let st = spec.model.style;
+    let (env, enc, cw, q) = (st.env, st.enc, st.cwmp, st.quote);
+    let nl = match (st.indent, st.crlf) {
+        (false, _) => "",
+        (true, true) => "\r\n",
+        (true, false) => "\n",
+    };
+    let ind = |depth: usize| {
+        if st.indent {
+            " ".repeat(depth)
+        } else {
+            String::new()
+        }
+    };
+    let array = |kind: &str, n: usize| match st.array_type {
+        ArrayType::Exact => format!(" {enc}:arrayType={q}{cw}:{kind}[{n}]{q}"),
+        ArrayType::ZeroPadded => format!(" {enc}:arrayType={q}{cw}:{kind}[{n:02}]{q}"),
+        ArrayType::Missing => String::new(),
+    };
+    let mut x = String::with_capacity(2048);
+    if st.xml_decl {
+        let _ = write!(x, "<?xml version={q}1.0{q} encoding={q}UTF-8{q}?>{nl}");
+    }
+    let _ = write!(
+        x,
+        "<{env}:Envelope xmlns:{env}={q}http://schemas.xmlsoap.org/soap/envelope/{q} xmlns:{enc}={q}http://schemas.xmlsoap.org/soap/encoding/{q} xmlns:xsd={q}http://www.w3.org/2001/XMLSchema{q} xmlns:xsi={q}http://www.w3.org/2001/XMLSchema-instance{q} xmlns:{cw}={q}urn:dslforum-org:cwmp-1-0{q}>{nl}"
+    );
+    if st.header {
+        let _ = write!(
+            x,
+            "{}<{env}:Header>{nl}{}<{cw}:ID {env}:mustUnderstand={q}1{q}>{}</{cw}:ID>{nl}{}</{env}:Header>{nl}",
+            ind(1),
+            ind(2),
+            spec.session_id,
+            ind(1)
+        );
+    }
+    let _ = write!(x, "{}<{env}:Body>{nl}{}<{cw}:Inform>{nl}", ind(1), ind(2));
+    let _ = write!(x, "{}<DeviceId>{nl}", ind(3));
+    for (tag, value) in [
+        ("Manufacturer", spec.model.manufacturer),
+        ("OUI", spec.model.oui),
+        ("ProductClass", spec.model.product_class),
+        ("SerialNumber", spec.serial),
+    ] {
+        let _ = write!(x, "{}<{tag}>", ind(4));
+        escape(value, &mut x);
+        let _ = write!(x, "</{tag}>{nl}");
+    }
+    let _ = write!(x, "{}</DeviceId>{nl}", ind(3));
+    let _ = write!(
+        x,
+        "{}<Event{}>{nl}",
+        ind(3),
+        array("EventStruct", spec.events.len())
+    );
+    for (code, key) in spec.events {
+        let _ = write!(
+            x,
+            "{}<EventStruct>{nl}{}<EventCode>{code}</EventCode>{nl}{}<CommandKey>",
+            ind(4),
+            ind(5),
+            ind(5)
+        );
+        escape(key, &mut x);
+        let _ = write!(x, "</CommandKey>{nl}{}</EventStruct>{nl}", ind(4));
+    }
+    let _ = write!(x, "{}</Event>{nl}", ind(3));
+    let _ = write!(x, "{}<MaxEnvelopes>1</MaxEnvelopes>{nl}", ind(3));
+    let _ = write!(
+        x,
+        "{}<CurrentTime>{}</CurrentTime>{nl}",
+        ind(3),
+        spec.current_time
+    );
+    let _ = write!(
+        x,
+        "{}<RetryCount>{}</RetryCount>{nl}",
+        ind(3),
+        spec.retry_count
+    );
+    let params = params(spec);
+    let _ = write!(
+        x,
+        "{}<ParameterList{}>{nl}",
+        ind(3),
+        array("ParameterValueStruct", params.len())
+    );
+    for (name, value, ty) in &params {
+        let _ = write!(
+            x,
+            "{}<ParameterValueStruct>{nl}{}<Name>{name}</Name>{nl}{}",
+            ind(4),
+            ind(5),
+            ind(5)
+        );
+        if st.xsi_types {
+            let _ = write!(x, "<Value xsi:type={q}{ty}{q}>");
+        } else {
+            x.push_str("<Value>");
+        }
+        escape(value, &mut x);
+        let _ = write!(x, "</Value>{nl}{}</ParameterValueStruct>{nl}", ind(4));
+    }
+    let _ = write!(x, "{}</ParameterList>{nl}", ind(3));
+    let _ = write!(
+        x,
+        "{}</{cw}:Inform>{nl}{}</{env}:Body>{nl}</{env}:Envelope>{nl}",
+        ind(2),
+        ind(1)
+    );
+    x.into_bytes()
+}
