@@ -15,6 +15,9 @@ use crate::config::{DetectConfig, StormConfig};
 use crate::worker::floor;
 use crate::{Alert, AlertKind, AlertState, Scope};
 
+/// One window's merged counts, per scope and key.
+pub type WindowCounts = BTreeMap<(Scope, String), Partial>;
+
 /// Picks one measure out of a partial.
 type MeasureOf = fn(&Partial) -> &Measure;
 
@@ -57,10 +60,12 @@ pub struct Fleet {
     /// The aggregates partitions this instance consumes.
     owned: Vec<i32>,
     partition_count: i32,
-    pending: BTreeMap<i64, BTreeMap<(Scope, String), Partial>>,
+    pending: BTreeMap<i64, WindowCounts>,
     next_window: Option<i64>,
     states: BTreeMap<(AlertKind, Scope, String), KeyState>,
     stats: FleetStats,
+    /// The last decided window that had data: its start and merged partials.
+    last_window: Option<(i64, WindowCounts)>,
 }
 
 impl Fleet {
@@ -76,6 +81,7 @@ impl Fleet {
             next_window: None,
             states: BTreeMap::new(),
             stats: FleetStats::default(),
+            last_window: None,
         }
     }
 
@@ -92,6 +98,12 @@ impl Fleet {
             }
         }
         active
+    }
+
+    /// The last decided window that had data: its start, and the merged counts per
+    /// scope and key (for dashboards).
+    pub fn last_window(&self) -> Option<(i64, &WindowCounts)> {
+        self.last_window.as_ref().map(|(start, p)| (*start, p))
     }
 
     /// The end of the last decided window.
@@ -182,6 +194,9 @@ impl Fleet {
             }
             self.evaluate(next, &partials, out);
             self.stats.windows_decided += 1;
+            if !partials.is_empty() {
+                self.last_window = Some((next, partials));
+            }
             next += slide;
         }
         self.next_window = Some(next);

@@ -28,7 +28,7 @@ pub use alert::{Alert, AlertKind, AlertState, Scope};
 pub use config::{
     ConfigError, DetectConfig, RebootLoopConfig, RetryStormConfig, StormConfig, WakeupConfig,
 };
-pub use fleet::{Fleet, FleetStats};
+pub use fleet::{Fleet, FleetStats, WindowCounts};
 pub use observation::{Kinds, Observation, ObservationError, SourcePos};
 pub use pipeline::Pipeline;
 pub use worker::{Verdict, Worker, WorkerOutput, WorkerStats};

@@ -34,6 +34,9 @@ pub struct DemoOptions {
     pub scenarios: Vec<Scenario>,
     /// `/metrics` listener; port 0 picks a free one.
     pub metrics_listen: String,
+    /// Keep the services up (and `/metrics` served) this long after the input is
+    /// done, so that a Prometheus can scrape the final state.
+    pub linger: Duration,
 }
 
 impl Default for DemoOptions {
@@ -45,6 +48,7 @@ impl Default for DemoOptions {
             brokers: None,
             scenarios: Vec::new(),
             metrics_listen: "127.0.0.1:9464".to_owned(),
+            linger: Duration::ZERO,
         }
     }
 }
@@ -335,6 +339,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !options.linger.is_zero() {
+        eprintln!(
+            "demo: input done; serving /metrics for {:?} more",
+            options.linger
+        );
+        tokio::time::sleep(options.linger).await;
     }
     let _ = stop_tx.send(true);
     ingest.await.context("ingest task")??;

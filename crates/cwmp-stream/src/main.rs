@@ -158,6 +158,10 @@ struct DemoArgs {
     /// Where to serve /metrics while the demo runs.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_listen: String,
+    /// Keep running (and serving /metrics) this long after the input is done, e.g.
+    /// 5m, for a Prometheus or Grafana to look at.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    linger: i64,
 }
 
 #[derive(Debug, Args)]
@@ -452,6 +456,7 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<u8> {
         brokers: args.brokers.clone(),
         scenarios: args.sim.scenarios.clone(),
         metrics_listen: args.metrics_listen.clone(),
+        linger: Duration::from_millis(args.linger.max(0) as u64),
     };
     let report = runtime()?.block_on(cwmp_stream::demo::run(options))?;
     print!("{}", report.render());

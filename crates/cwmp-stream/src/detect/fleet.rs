@@ -36,6 +36,7 @@ pub async fn run(
     let mut fleet = Fleet::new(d.rules.clone());
     let mut alerts = Vec::new();
     let mut assigned: Vec<i32> = vec![0];
+    let mut published: Option<i64> = None;
     let mut failure = None;
     loop {
         let batch = tokio::select! {
@@ -107,6 +108,12 @@ pub async fn run(
             break;
         }
         store_offsets(&consumer, &batch);
+        if let Some((start, partials)) = fleet.last_window() {
+            if Some(start) != published {
+                metrics.set_window(start, partials);
+                published = Some(start);
+            }
+        }
         let stats = fleet.stats();
         metrics
             .late_partials

@@ -21,6 +21,8 @@ pub struct DetectMetrics {
     pub aggregates: IntCounterVec,
     pub late_partials: prometheus::IntCounter,
     pub producer_queue: IntGauge,
+    pub window: IntGaugeVec,
+    pub window_start_seconds: IntGauge,
     pub worker_consumer: ConsumerMetrics,
     pub fleet_consumer: ConsumerMetrics,
 }
@@ -91,7 +93,24 @@ impl DetectMetrics {
         registry
             .register(Box::new(late_partials.clone()))
             .expect("unique metric");
+        let window = IntGaugeVec::new(
+            Opts::new(
+                "cwmp_detect_window_value",
+                "The fleet stage's last decided window, per measure: informs, unsolicited_boot_devices, acs_reboot_devices, bootstrap_devices, wakeup_events, wakeup_devices, retried_informs. Scopes fleet (key all) and product_class (the 20 largest by informs, the rest summed as key other).",
+            ),
+            &["measure", "scope", "key"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(window.clone()))
+            .expect("unique metric");
         DetectMetrics {
+            window,
+            window_start_seconds: gauge(
+                &registry,
+                "cwmp_detect_window_start_seconds",
+                "Event-time start of the window cwmp_detect_window_value describes (Unix seconds).",
+            ),
             records: counter_vec(
                 &registry,
                 "cwmp_detect_records_total",
@@ -137,5 +156,70 @@ impl DetectMetrics {
 impl Default for DetectMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Product classes shown by name in `cwmp_detect_window_value`; the rest are `other`.
+pub const TOP_PRODUCT_CLASSES: usize = 20;
+
+impl DetectMetrics {
+    /// Publishes the fleet stage's last decided window (bounded label values).
+    pub fn set_window(
+        &self,
+        start_ms: i64,
+        partials: &std::collections::BTreeMap<
+            (cwmp_detect::Scope, String),
+            cwmp_detect::aggregate::Partial,
+        >,
+    ) {
+        use cwmp_detect::aggregate::Partial;
+        use cwmp_detect::Scope;
+        fn measures(p: &Partial) -> [(&'static str, u64); 7] {
+            [
+                ("informs", p.informs),
+                ("unsolicited_boot_devices", p.boot.devices),
+                ("acs_reboot_devices", p.acs_reboot.devices),
+                ("bootstrap_devices", p.bootstrap.devices),
+                ("wakeup_events", p.wakeup.count),
+                ("wakeup_devices", p.wakeup.devices),
+                ("retried_informs", p.retry.count),
+            ]
+        }
+        self.window.reset();
+        self.window_start_seconds.set(start_ms / 1000);
+        let mut classes: Vec<&Partial> = Vec::new();
+        for ((scope, _), p) in partials {
+            match scope {
+                Scope::Fleet => {
+                    for (m, v) in measures(p) {
+                        self.window
+                            .with_label_values(&[m, "fleet", "all"])
+                            .set(v as i64);
+                    }
+                }
+                Scope::ProductClass => classes.push(p),
+                _ => {}
+            }
+        }
+        classes.sort_by(|a, b| b.informs.cmp(&a.informs).then_with(|| a.key.cmp(&b.key)));
+        let mut other = Partial::default();
+        for (i, p) in classes.iter().enumerate() {
+            if i < TOP_PRODUCT_CLASSES {
+                for (m, v) in measures(p) {
+                    self.window
+                        .with_label_values(&[m, "product_class", &p.key])
+                        .set(v as i64);
+                }
+            } else {
+                other.merge(p);
+            }
+        }
+        if classes.len() > TOP_PRODUCT_CLASSES {
+            for (m, v) in measures(&other) {
+                self.window
+                    .with_label_values(&[m, "product_class", "other"])
+                    .set(v as i64);
+            }
+        }
     }
 }

@@ -72,6 +72,7 @@ pub async fn run(
         charset: None,
     };
     let window = Duration::from_millis(config.ingest.transaction_max_ms);
+    let mut backoff = Duration::from_millis(100);
     loop {
         // Collect one batch: wait for a first message, then take what arrives within the window.
         let first = tokio::select! {
@@ -112,6 +113,7 @@ pub async fn run(
         let mut processed = process_batch(batch, options, super::process::process).await?;
         match transact(config, &consumer, &producer, &mut processed).await {
             Ok(()) => {
+                backoff = Duration::from_millis(100);
                 metrics.transactions.with_label_values(&["committed"]).inc();
                 for p in &processed {
                     metrics
@@ -127,6 +129,9 @@ pub async fn run(
                     return Err(abort).context("aborting a transaction");
                 }
                 rewind(&consumer, &starts);
+                // A cause that persists (an unauthorized topic, say) must not spin.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(TxnError::Fatal(err)) => return Err(err),
         }

@@ -112,9 +112,10 @@ pub(crate) async fn enqueue<C: rdkafka::ClientContext + 'static>(
     }
 }
 
-/// Enqueues the output of one processed message. A record the broker refuses
-/// outright (too large for the output topic, say) goes to the dead-letter topic
-/// instead, so that it is neither lost nor retried forever. `None` for a skip.
+/// Enqueues the output of one processed message. A record refused for what it is
+/// (too large for the output topic, say) goes to the dead-letter topic instead, so
+/// that it is neither lost nor retried forever; any other refusal is an error.
+/// `None` for a skip.
 pub(crate) async fn produce_outcome(
     producer: &IngestProducer,
     config: &Config,
@@ -135,12 +136,23 @@ pub(crate) async fn produce_outcome(
         }
         match enqueue(producer, record).await {
             Ok(delivery) => return Ok(Some(delivery)),
-            Err(err) => {
+            Err(err) if refused_for_the_message(&err) => {
                 tracing::warn!(%err, "output refused by the producer; sending the input to the DLQ");
                 processed.outcome = Outcome::Dlq {
                     kind: "produce_failed",
                     message: format!("the EventRecord could not be produced: {err}"),
                 };
+            }
+            // Anything else (an unauthorized or unknown topic, a fenced or failed
+            // transaction) is about the service, not this input: fail, and let the
+            // input be consumed again once the cause is fixed.
+            Err(err) => {
+                return Err(anyhow::Error::new(err).context(format!(
+                    "producing the EventRecord of input {}/{}@{}",
+                    processed.message.topic(),
+                    processed.message.partition(),
+                    processed.message.offset()
+                )))
             }
         }
     }
@@ -163,6 +175,19 @@ pub(crate) async fn produce_outcome(
         }
         _ => Ok(None),
     }
+}
+
+/// Errors that no retry can cure, because they are about this record itself.
+fn refused_for_the_message(err: &KafkaError) -> bool {
+    matches!(
+        err,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
 }
 
 fn dlq_record<'m>(
@@ -240,4 +265,26 @@ pub(crate) async fn process_batch(
     })
     .await
     .context("extraction task failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_errors_about_the_record_send_it_to_the_dlq() {
+        let too_big = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert!(refused_for_the_message(&too_big));
+        for transient in [
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::State,
+            RDKafkaErrorCode::Fenced,
+        ] {
+            assert!(
+                !refused_for_the_message(&KafkaError::MessageProduction(transient)),
+                "{transient:?}"
+            );
+        }
+    }
 }

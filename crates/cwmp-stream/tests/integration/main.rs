@@ -2,6 +2,7 @@
 
 mod check_config;
 mod demo;
+mod deploy_metrics;
 mod detect;
 mod extract;
 mod http;

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Tests of helm/cwmp-stream, run by scripts/test in a virtualenv.
+
+- Helm's own SDK (helm-python-sdk) lints the chart strictly with every
+  ci/*-values.yaml and renders each of them.
+- kubernetes-validate checks every rendered manifest strictly, offline.
+- ServiceMonitor and PrometheusRule are checked against the Prometheus Operator CRD
+  schemas (deploy/crd-validate, node).
+- The rendered configuration is accepted by `cwmp-stream check-config`.
+- Each values scenario produces what it must.
+
+Usage: chart-test.py CWMP_STREAM_BINARY
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "cwmp-stream"
+KUBE_VERSION = "1.30.0"
+BINARY = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "debug" / "cwmp-stream")
+
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+
+
+def scenarios():
+    return sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+def render(values):
+    chart = helm.Chart.load(str(CHART))
+    try:
+        files = chart.render(values, name="demo", namespace="cwmp", is_install=True)
+    finally:
+        chart.close()
+    objects = []
+    for path, text in sorted(files.items()):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objects.append((path, doc))
+    return objects
+
+
+def lint(values, name):
+    report = helm.lint(str(CHART), values, strict=True, namespace="cwmp", kube_version="v" + KUBE_VERSION)
+    problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2] + report.get("errors", [])
+    check(not problems, f"{name}: helm lint --strict: {problems}")
+
+
+def validate_k8s(objects, name):
+    for path, obj in objects:
+        if obj.get("apiVersion", "").startswith("monitoring.coreos.com/"):
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            check(False, f"{name}: {path} {obj.get('kind')}: {e.message}")
+
+
+def validate_crds(objects, name):
+    crs = [o for _, o in objects if o.get("apiVersion", "").startswith("monitoring.coreos.com/")]
+    if not crs:
+        return 0
+    result = subprocess.run(
+        ["node", str(ROOT / "deploy" / "crd-validate" / "validate.mjs")],
+        input=json.dumps(crs), capture_output=True, text=True, cwd=ROOT / "deploy" / "crd-validate",
+    )
+    check(result.returncode == 0, f"{name}: CRD validation: {result.stdout}{result.stderr}")
+    return len(crs)
+
+
+def check_config(objects, name):
+    maps = [o for _, o in objects if o["kind"] == "ConfigMap" and "cwmp-stream.toml" in o.get("data", {})]
+    check(len(maps) == 1, f"{name}: one configuration ConfigMap")
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(maps[0]["data"]["cwmp-stream.toml"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CWMP__")}
+    result = subprocess.run([BINARY, "check-config", f.name], capture_output=True, text=True, env=env)
+    os.unlink(f.name)
+    check(result.returncode == 0, f"{name}: check-config refused the rendered config: {result.stderr}")
+    return result.stdout
+
+
+def by_kind(objects, kind):
+    return [o for _, o in objects if o["kind"] == kind]
+
+
+def common_assertions(objects, name, values):
+    deployments = by_kind(objects, "Deployment")
+    for d in deployments:
+        meta = d["metadata"]["name"]
+        selector = d["spec"]["selector"]["matchLabels"]
+        check("helm.sh/chart" not in selector, f"{name}: {meta}: no helm.sh/chart in the selector")
+        check("app.kubernetes.io/component" in selector, f"{name}: {meta}: component in the selector")
+        pod = d["spec"]["template"]["spec"]
+        check(pod["securityContext"].get("runAsNonRoot") is True, f"{name}: {meta}: runAsNonRoot")
+        check(pod["securityContext"].get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{name}: {meta}: seccomp")
+        c = pod["containers"][0]
+        sc = c["securityContext"]
+        check(sc.get("readOnlyRootFilesystem") is True, f"{name}: {meta}: read-only root")
+        check(sc.get("allowPrivilegeEscalation") is False, f"{name}: {meta}: no privilege escalation")
+        check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: {meta}: drop ALL")
+        check(c["livenessProbe"]["httpGet"]["path"] == "/healthz", f"{name}: {meta}: liveness on /healthz")
+        check(c["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{name}: {meta}: readiness on /readyz")
+        drain_ms = max(values.get("config", {}).get("ingest", {}).get("drainTimeoutMs", 20000),
+                       values.get("config", {}).get("detect", {}).get("drainTimeoutMs", 20000))
+        check(pod["terminationGracePeriodSeconds"] * 1000 > drain_ms, f"{name}: {meta}: grace period above the drain bound")
+        check("resources" not in c or name != "default", f"{name}: {meta}: resources unset by default")
+    for kind in ("Service", "Deployment"):
+        for o in by_kind(objects, kind):
+            labels = o["metadata"]["labels"]
+            for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
+                        "app.kubernetes.io/managed-by", "helm.sh/chart"):
+                check(key in labels, f"{name}: {kind} {o['metadata']['name']}: label {key}")
+
+
+def scenario_assertions(objects, name, config_text):
+    kinds = sorted({o["kind"] for _, o in objects})
+    deployments = {o["metadata"]["name"]: o for o in by_kind(objects, "Deployment")}
+    if name == "default":
+        check(len(deployments) == 3, f"default: three workloads, got {sorted(deployments)}")
+        for optional in ("ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                         "NetworkPolicy", "Secret"):
+            check(optional not in kinds, f"default: no {optional} by default")
+        check(not [o for o in by_kind(objects, "ConfigMap") if o["metadata"].get("labels", {}).get("grafana_dashboard")],
+              "default: no dashboards ConfigMap")
+        args = {n: d["spec"]["template"]["spec"]["containers"][0]["args"] for n, d in deployments.items()}
+        check(args.get("demo-cwmp-stream-detect-worker", [])[-2:] == ["--stage", "worker"], f"default: worker stage {args}")
+        check(args.get("demo-cwmp-stream-detect-fleet", [])[-2:] == ["--stage", "fleet"], f"default: fleet stage {args}")
+    if name == "full":
+        for kind in ("ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                     "NetworkPolicy", "Secret"):
+            check(kind in kinds, f"full: {kind} rendered")
+        check(len(by_kind(objects, "HorizontalPodAutoscaler")) == 2, "full: HPAs for ingest and detect-worker")
+        for hpa in by_kind(objects, "HorizontalPodAutoscaler"):
+            check(hpa["spec"]["maxReplicas"] <= 12, f"full: {hpa['metadata']['name']} max replicas within partitions")
+        for d in deployments.values():
+            check("replicas" not in d["spec"] or d["metadata"]["name"].endswith("fleet"),
+                  f"full: {d['metadata']['name']}: replicas left to the HPA")
+        dash = [o for o in by_kind(objects, "ConfigMap") if o["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+        check(len(dash) == 1 and len(dash[0]["data"]) == 3, "full: one dashboards ConfigMap with three dashboards")
+        for key, text in (dash[0]["data"].items() if dash else []):
+            check("__inputs" not in json.loads(text), f"full: {key}: no __inputs")
+        rule = by_kind(objects, "PrometheusRule")
+        if rule:
+            source = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
+            check(rule[0]["spec"]["groups"] == source["groups"], "full: the PrometheusRule embeds deploy/prometheus/rules.yml")
+        check('"security.protocol" = "SASL_SSL"' in config_text, "full: passthrough properties in the config")
+        check("min_devices = 100" in config_text, "full: detector rules in the config")
+        env = deployments["demo-cwmp-stream-ingest"]["spec"]["template"]["spec"]["containers"][0]["env"]
+        names = {e["name"] for e in env}
+        check({"CWMP__KAFKA__CLIENT__SASL_USERNAME", "CWMP__KAFKA__CLIENT__SASL_PASSWORD"} <= names, "full: SASL from the Secret")
+        check("not-a-real-password" not in config_text, "full: no secret in the ConfigMap")
+    if name == "exactly-once":
+        check(list(deployments) == ["demo-cwmp-stream-ingest"], f"exactly-once: ingest only, got {list(deployments)}")
+        check('delivery = "exactly-once"' in config_text, "exactly-once: delivery in the config")
+        env = deployments["demo-cwmp-stream-ingest"]["spec"]["template"]["spec"]["containers"][0]["env"]
+        check(any(e["name"] == "CWMP__INGEST__TRANSACTIONAL_ID" for e in env), "exactly-once: a transactional id per pod")
+    if name == "existing-secret":
+        check("Secret" not in kinds, "existing-secret: no Secret created")
+        for d in deployments.values():
+            env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+            refs = [e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})]
+            check(refs and all(r["name"] == "kafka-credentials" for r in refs), f"existing-secret: {d['metadata']['name']} uses it")
+        check(all(n.startswith("cwmp-") for n in deployments), f"existing-secret: fullnameOverride {list(deployments)}")
+
+
+def copies_match():
+    check((CHART / "files" / "rules.yml").read_bytes() == (ROOT / "deploy" / "prometheus" / "rules.yml").read_bytes(),
+          "helm/cwmp-stream/files/rules.yml differs from deploy/prometheus/rules.yml")
+    for src in (ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"):
+        copy = CHART / "files" / "dashboards" / src.name
+        check(copy.exists() and copy.read_bytes() == src.read_bytes(), f"helm/cwmp-stream/files/dashboards/{src.name} differs from deploy/grafana")
+
+
+def compose_checks():
+    # No Docker here: check that the compose file parses and points at files that exist.
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    services = compose["services"]
+    for name in ("kafka", "ingest", "detect", "simulator", "prometheus", "grafana"):
+        check(name in services, f"compose: service {name}")
+    check("KRaft" in (ROOT / "deploy" / "compose.yaml").read_text() or
+          services["kafka"]["environment"].get("KAFKA_PROCESS_ROLES") == "broker,controller", "compose: Kafka in KRaft mode")
+    for svc in services.values():
+        for volume in svc.get("volumes", []):
+            src = volume.split(":")[0]
+            check((ROOT / "deploy" / src).exists(), f"compose: volume source {src} exists")
+    check((ROOT / "deploy" / "docker" / "Dockerfile").read_text().count("USER 65532") == 1, "Dockerfile: non-root user")
+
+
+def refusals():
+    # The chart refuses an autoscaler that could only add idle consumers.
+    try:
+        render({"ingest": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 50}}})
+        check(False, "maxReplicas above the partitions must be refused")
+    except helm.HelmError as e:
+        check("partitions" in str(e), f"a clear refusal, got {e}")
+    # The schema refuses a typo'd delivery mode.
+    report = helm.lint(str(CHART), {"config": {"ingest": {"delivery": "at-most-once"}}}, strict=True)
+    check(report.get("errors") or any(m.get("severity", 0) >= 3 for m in report.get("messages", [])),
+          "values.schema.json refuses an unknown delivery mode")
+
+
+def main():
+    copies_match()
+    compose_checks()
+    crs = 0
+    for path in scenarios():
+        name = path.name[: -len("-values.yaml")]
+        values = yaml.safe_load(path.read_text()) or {}
+        lint(values, name)
+        try:
+            objects = render(values)
+        except helm.HelmError as e:
+            check(False, f"{name}: render failed: {e}")
+            continue
+        validate_k8s(objects, name)
+        crs += validate_crds(objects, name)
+        config_text = next(o["data"]["cwmp-stream.toml"] for _, o in objects
+                           if o["kind"] == "ConfigMap" and "cwmp-stream.toml" in o.get("data", {}))
+        check_config(objects, name)
+        common_assertions(objects, name, values)
+        scenario_assertions(objects, name, config_text)
+        print(f"chart-test: {name}: {len(objects)} objects rendered and checked")
+    check(crs >= 2, "the full scenario renders a ServiceMonitor and a PrometheusRule")
+    refusals()
+    if failures:
+        print("chart-test: FAILED", file=sys.stderr)
+        for f in failures:
+            print("  - " + f, file=sys.stderr)
+        sys.exit(1)
+    print("chart-test: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
