@@ -87,23 +87,29 @@ struct IngestArgs {
 impl IngestArgs {
     /// The flags as a partial TOML document, the last configuration layer.
     fn overrides(&self) -> anyhow::Result<String> {
-        let mut doc = toml::Table::new();
-        let mut section = |name: &str, key: &str, value: &Option<String>| {
-            if let Some(v) = value {
-                let table = doc
-                    .entry(name.to_owned())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let toml::Value::Table(t) = table {
-                    t.insert(key.to_owned(), toml::Value::String(v.clone()));
-                }
-            }
-        };
-        section("kafka", "brokers", &self.brokers);
-        section("ingest", "delivery", &self.delivery);
-        section("ingest", "group_id", &self.group_id);
-        section("metrics", "listen", &self.metrics_listen);
-        Ok(toml::to_string(&doc)?)
+        overrides(&[
+            ("kafka", "brokers", &self.brokers),
+            ("ingest", "delivery", &self.delivery),
+            ("ingest", "group_id", &self.group_id),
+            ("metrics", "listen", &self.metrics_listen),
+        ])
     }
+}
+
+/// Flags as a partial TOML document (section, key, value), the last configuration layer.
+fn overrides(flags: &[(&str, &str, &Option<String>)]) -> anyhow::Result<String> {
+    let mut doc = toml::Table::new();
+    for (section, key, value) in flags {
+        if let Some(v) = value {
+            let table = doc
+                .entry((*section).to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = table {
+                t.insert((*key).to_owned(), toml::Value::String(v.clone()));
+            }
+        }
+    }
+    Ok(toml::to_string(&doc)?)
 }
 
 #[derive(Debug, Args)]
@@ -185,21 +191,11 @@ struct DetectArgs {
 
 impl DetectArgs {
     fn overrides(&self) -> anyhow::Result<String> {
-        let mut doc = toml::Table::new();
-        let mut section = |name: &str, key: &str, value: &Option<String>| {
-            if let Some(v) = value {
-                let table = doc
-                    .entry(name.to_owned())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let toml::Value::Table(t) = table {
-                    t.insert(key.to_owned(), toml::Value::String(v.clone()));
-                }
-            }
-        };
-        section("kafka", "brokers", &self.brokers);
-        section("detect", "stage", &self.stage);
-        section("metrics", "listen", &self.metrics_listen);
-        Ok(toml::to_string(&doc)?)
+        overrides(&[
+            ("kafka", "brokers", &self.brokers),
+            ("detect", "stage", &self.stage),
+            ("metrics", "listen", &self.metrics_listen),
+        ])
     }
 }
 
@@ -292,33 +288,35 @@ fn run_check_config(file: &std::path::Path) -> anyhow::Result<u8> {
     }
 }
 
+/// Serves /metrics, /healthz and /readyz unless `metrics.listen` is empty.
+async fn serve_metrics(
+    config: &Config,
+    render: http::Render,
+    health: &Arc<health::Health>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if config.metrics.listen.is_empty() {
+        return Ok(None);
+    }
+    let (addr, task) = http::serve(&config.metrics.listen, render, health.clone(), stop.clone())
+        .await
+        .with_context(|| format!("binding the metrics listener on {}", config.metrics.listen))?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    Ok(Some(task))
+}
+
 fn run_ingest(args: &IngestArgs) -> anyhow::Result<u8> {
     let config = Config::load(args.config.as_deref(), Some(&args.overrides()?))?;
     telemetry::init(&config.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let stop = shutdown::on_signals();
         let metrics = metrics::IngestMetrics::new();
         let health = Arc::new(health::Health::new(Duration::from_millis(
             config.ingest.stall_timeout_ms,
         )));
-        let server = if config.metrics.listen.is_empty() {
-            None
-        } else {
-            let registry = metrics.clone();
-            let render: http::Render = Arc::new(move || registry.render());
-            let (addr, task) =
-                http::serve(&config.metrics.listen, render, health.clone(), stop.clone())
-                    .await
-                    .with_context(|| {
-                        format!("binding the metrics listener on {}", config.metrics.listen)
-                    })?;
-            tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-            Some(task)
-        };
+        let registry = metrics.clone();
+        let server =
+            serve_metrics(&config, Arc::new(move || registry.render()), &health, &stop).await?;
         let result = ingest::run(&config, metrics, health, stop).await;
         if let Some(task) = server {
             task.abort();
@@ -351,30 +349,15 @@ fn run_detect(args: &DetectArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     telemetry::init(&config.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let stop = shutdown::on_signals();
         let metrics = detect::DetectMetrics::new();
         let health = Arc::new(health::Health::new(Duration::from_millis(
             config.detect.stall_timeout_ms,
         )));
-        let server = if config.metrics.listen.is_empty() {
-            None
-        } else {
-            let registry = metrics.clone();
-            let render: http::Render = Arc::new(move || registry.render());
-            let (addr, task) =
-                http::serve(&config.metrics.listen, render, health.clone(), stop.clone())
-                    .await
-                    .with_context(|| {
-                        format!("binding the metrics listener on {}", config.metrics.listen)
-                    })?;
-            tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-            Some(task)
-        };
+        let registry = metrics.clone();
+        let server =
+            serve_metrics(&config, Arc::new(move || registry.render()), &health, &stop).await?;
         let result = detect::run(&config, metrics, health, stop).await;
         if let Some(task) = server {
             task.abort();

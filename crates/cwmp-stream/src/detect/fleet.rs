@@ -3,19 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use cwmp_detect::aggregate::AggregateMessage;
 use cwmp_detect::Fleet;
-use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 use tokio::sync::watch;
 
 use super::{
-    await_deliveries, create_consumer, create_producer, finish, store_offsets, DetectMetrics,
+    await_deliveries, create_consumer, create_producer, finish, send_alert, store_offsets,
+    DetectMetrics,
 };
 use crate::config::Config;
 use crate::health::Health;
-use crate::ingest::enqueue;
 
 pub async fn run(
     config: &Config,
@@ -77,34 +75,15 @@ pub async fn run(
                 ),
             }
         }
-        let mut deliveries = Vec::new();
-        for alert in alerts.drain(..) {
-            metrics
-                .alerts
-                .with_label_values(&[alert.kind.as_str(), alert.state.as_str()])
-                .inc();
-            let json = alert.to_json();
-            let record = FutureRecord::to(&d.alerts_topic)
-                .key(alert.id.as_bytes())
-                .payload(json.as_bytes())
-                .timestamp(alert.event_time_ms);
-            match enqueue(&producer, record)
-                .await
-                .context("producing an alert")
-            {
-                Ok(delivery) => deliveries.push(delivery),
-                Err(err) => {
-                    failure = Some(err);
-                    break;
-                }
+        let sent = async {
+            let mut deliveries = Vec::new();
+            for alert in alerts.drain(..) {
+                deliveries.push(send_alert(config, &producer, &metrics, &alert).await?);
             }
-        }
-        if failure.is_none() {
-            if let Err(err) = await_deliveries(deliveries).await {
-                failure = Some(err);
-            }
-        }
-        if failure.is_some() {
+            await_deliveries(deliveries).await
+        };
+        if let Err(err) = sent.await {
+            failure = Some(err);
             break;
         }
         store_offsets(&consumer, &batch);
@@ -118,13 +97,7 @@ pub async fn run(
         metrics
             .late_partials
             .inc_by(stats.late_partials - metrics.late_partials.get().min(stats.late_partials));
-        let active = fleet.active();
-        for kind in cwmp_detect::AlertKind::ALL {
-            metrics
-                .active_alerts
-                .with_label_values(&[kind.as_str(), "fleet"])
-                .set(active.get(&kind).copied().unwrap_or(0) as i64);
-        }
+        metrics.set_active("fleet", &fleet.active());
     }
     health.set_draining();
     finish(
@@ -133,8 +106,5 @@ pub async fn run(
         Duration::from_millis(d.drain_timeout_ms),
     );
     tracing::info!("fleet stage stopped");
-    match failure {
-        Some(err) => Err(err),
-        None => Ok(()),
-    }
+    failure.map_or(Ok(()), Err)
 }

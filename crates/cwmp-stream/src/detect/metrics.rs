@@ -163,6 +163,15 @@ impl Default for DetectMetrics {
 pub const TOP_PRODUCT_CLASSES: usize = 20;
 
 impl DetectMetrics {
+    /// Sets `cwmp_detect_active_alerts` for one stage.
+    pub fn set_active(&self, stage: &str, active: &std::collections::BTreeMap<AlertKind, u64>) {
+        for kind in AlertKind::ALL {
+            self.active_alerts
+                .with_label_values(&[kind.as_str(), stage])
+                .set(active.get(&kind).copied().unwrap_or(0) as i64);
+        }
+    }
+
     /// Publishes the fleet stage's last decided window (bounded label values).
     pub fn set_window(
         &self,

@@ -151,6 +151,27 @@ pub(crate) async fn await_deliveries(deliveries: Vec<DeliveryFuture>) -> anyhow:
     Ok(())
 }
 
+/// Enqueues one alert on the alerts topic (key = alert id) and counts it.
+pub(crate) async fn send_alert(
+    config: &Config,
+    producer: &DetectProducer,
+    metrics: &DetectMetrics,
+    alert: &cwmp_detect::Alert,
+) -> anyhow::Result<DeliveryFuture> {
+    metrics
+        .alerts
+        .with_label_values(&[alert.kind.as_str(), alert.state.as_str()])
+        .inc();
+    let json = alert.to_json();
+    let record = rdkafka::producer::FutureRecord::to(&config.detect.alerts_topic)
+        .key(alert.id.as_bytes())
+        .payload(json.as_bytes())
+        .timestamp(alert.event_time_ms);
+    crate::ingest::enqueue(producer, record)
+        .await
+        .context("producing an alert")
+}
+
 /// Stores the offsets of a processed batch (after its outputs were acknowledged).
 pub(crate) fn store_offsets(consumer: &DetectConsumer, batch: &[rdkafka::message::OwnedMessage]) {
     for m in batch {

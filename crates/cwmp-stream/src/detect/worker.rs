@@ -14,8 +14,8 @@ use rdkafka::Message;
 use tokio::sync::watch;
 
 use super::{
-    await_deliveries, create_consumer, create_producer, finish, partition_count, store_offsets,
-    DetectMetrics,
+    await_deliveries, create_consumer, create_producer, finish, partition_count, send_alert,
+    store_offsets, DetectMetrics,
 };
 use crate::config::Config;
 use crate::health::Health;
@@ -41,7 +41,6 @@ pub async fn run(
     let aggregate_partitions = partition_count(&consumer, &d.aggregates_topic).await?;
     let mut worker = Worker::new(d.rules.clone());
     let mut assigned: Vec<i32> = Vec::new();
-    let mut outputs = Vec::new();
     let mut failure = None;
     // Partitions at their end since when; idle for the watermark after partition_idle_ms.
     let mut at_end: BTreeMap<i32, (Instant, bool)> = BTreeMap::new();
@@ -71,7 +70,6 @@ pub async fn run(
             assigned = now;
             worker.set_partitions(assigned.clone(), input_partitions);
         }
-        let mut deliveries = Vec::new();
         let crate::kafka::Batch {
             messages: batch,
             eof,
@@ -89,24 +87,11 @@ pub async fn run(
                 newly_idle.push(*partition);
             }
         }
-        for message in &batch {
-            let Some(payload) = message.payload() else {
-                metrics.records.with_label_values(&["invalid"]).inc();
-                continue;
-            };
-            let mut buf = payload.to_vec();
-            let obs = match Observation::from_json(&mut buf) {
-                Ok(obs) => obs,
-                Err(err) => {
-                    metrics.records.with_label_values(&["invalid"]).inc();
-                    tracing::warn!(%err, partition = message.partition(), offset = message.offset(), "skipping a record the detectors cannot use");
-                    continue;
-                }
-            };
-            let verdict = worker.observe(message.partition(), &obs, &mut outputs);
-            metrics.records.with_label_values(&[verdict.as_str()]).inc();
-            for output in outputs.drain(..) {
-                match send(
+        let outputs = observe_batch(&mut worker, &metrics, &batch, &newly_idle);
+        let mut deliveries = Vec::new();
+        let sent = async {
+            for output in outputs {
+                send(
                     config,
                     &producer,
                     &metrics,
@@ -114,45 +99,12 @@ pub async fn run(
                     aggregate_partitions,
                     &mut deliveries,
                 )
-                .await
-                {
-                    Ok(()) => {}
-                    Err(err) => {
-                        failure = Some(err);
-                        break;
-                    }
-                }
+                .await?;
             }
-            if failure.is_some() {
-                break;
-            }
-        }
-        if failure.is_none() {
-            for partition in newly_idle {
-                worker.partition_idle(partition, &mut outputs);
-            }
-            for output in outputs.drain(..) {
-                if let Err(err) = send(
-                    config,
-                    &producer,
-                    &metrics,
-                    output,
-                    aggregate_partitions,
-                    &mut deliveries,
-                )
-                .await
-                {
-                    failure = Some(err);
-                    break;
-                }
-            }
-        }
-        if failure.is_none() {
-            if let Err(err) = await_deliveries(deliveries).await {
-                failure = Some(err);
-            }
-        }
-        if failure.is_some() {
+            await_deliveries(deliveries).await
+        };
+        if let Err(err) = sent.await {
+            failure = Some(err);
             break;
         }
         store_offsets(&consumer, &batch);
@@ -164,13 +116,7 @@ pub async fn run(
                 .map_or(0, |d| d.as_millis() as i64);
             metrics.watermark_lag_seconds.set((now_ms - w) / 1000);
         }
-        let active = worker.active();
-        for kind in cwmp_detect::AlertKind::ALL {
-            metrics
-                .active_alerts
-                .with_label_values(&[kind.as_str(), "worker"])
-                .set(active.get(&kind).copied().unwrap_or(0) as i64);
-        }
+        metrics.set_active("worker", &worker.active());
     }
     health.set_draining();
     finish(
@@ -179,10 +125,39 @@ pub async fn run(
         Duration::from_millis(d.drain_timeout_ms),
     );
     tracing::info!("detect worker stopped");
-    match failure {
-        Some(err) => Err(err),
-        None => Ok(()),
+    failure.map_or(Ok(()), Err)
+}
+
+/// Folds a batch of EventRecords (and the partitions gone idle) into the worker;
+/// returns what it produced. Records the detectors cannot use are counted and skipped.
+fn observe_batch(
+    worker: &mut Worker,
+    metrics: &DetectMetrics,
+    batch: &[rdkafka::message::OwnedMessage],
+    newly_idle: &[i32],
+) -> Vec<WorkerOutput> {
+    let mut outputs = Vec::new();
+    for message in batch {
+        let Some(payload) = message.payload() else {
+            metrics.records.with_label_values(&["invalid"]).inc();
+            continue;
+        };
+        let mut buf = payload.to_vec();
+        match Observation::from_json(&mut buf) {
+            Ok(obs) => {
+                let verdict = worker.observe(message.partition(), &obs, &mut outputs);
+                metrics.records.with_label_values(&[verdict.as_str()]).inc();
+            }
+            Err(err) => {
+                metrics.records.with_label_values(&["invalid"]).inc();
+                tracing::warn!(%err, partition = message.partition(), offset = message.offset(), "skipping a record the detectors cannot use");
+            }
+        }
     }
+    for &partition in newly_idle {
+        worker.partition_idle(partition, &mut outputs);
+    }
+    outputs
 }
 
 /// Enqueues one worker output: an alert, a partial (keyed by scope and key), or a
@@ -198,20 +173,7 @@ async fn send(
     let d = &config.detect;
     match output {
         WorkerOutput::Alert(alert) => {
-            metrics
-                .alerts
-                .with_label_values(&[alert.kind.as_str(), alert.state.as_str()])
-                .inc();
-            let json = alert.to_json();
-            let record = FutureRecord::to(&d.alerts_topic)
-                .key(alert.id.as_bytes())
-                .payload(json.as_bytes())
-                .timestamp(alert.event_time_ms);
-            deliveries.push(
-                enqueue(producer, record)
-                    .await
-                    .context("producing an alert")?,
-            );
+            deliveries.push(send_alert(config, producer, metrics, &alert).await?);
         }
         WorkerOutput::Aggregate(message) => {
             let json = serde_json::to_vec(&message).context("encoding an aggregate")?;
