@@ -73,14 +73,7 @@ fn records() -> Vec<Vec<u8>> {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+    cwmp_benches::live::proc_status_kib("VmRSS")
 }
 
 /// Tracks `n` devices, one periodic inform each, and reports the state per device:

@@ -34,16 +34,21 @@ pub fn passthrough(message: &OwnedMessage, _: &cwmp_inform::Options) -> Outcome 
     }
 }
 
-/// Peak resident set of this process (VmHWM), KiB.
-pub fn peak_rss_kib() -> u64 {
+/// A `/proc/self/status` figure in KiB (`VmHWM`: peak resident set; `VmRSS`: now).
+pub fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// Peak resident set of this process, KiB.
+pub fn peak_rss_kib() -> u64 {
+    proc_status_kib("VmHWM")
 }
 
 /// Input messages the pipeline has acknowledged.
