@@ -100,9 +100,12 @@ def by_kind(objects, kind):
     return [o for _, o in objects if o["kind"] == kind]
 
 
+def workloads(objects):
+    return by_kind(objects, "Deployment") + by_kind(objects, "StatefulSet")
+
+
 def common_assertions(objects, name, values):
-    deployments = by_kind(objects, "Deployment")
-    for d in deployments:
+    for d in workloads(objects):
         meta = d["metadata"]["name"]
         selector = d["spec"]["selector"]["matchLabels"]
         check("helm.sh/chart" not in selector, f"{name}: {meta}: no helm.sh/chart in the selector")
@@ -121,7 +124,7 @@ def common_assertions(objects, name, values):
                        values.get("config", {}).get("detect", {}).get("drainTimeoutMs", 20000))
         check(pod["terminationGracePeriodSeconds"] * 1000 > drain_ms, f"{name}: {meta}: grace period above the drain bound")
         check("resources" not in c or name != "default", f"{name}: {meta}: resources unset by default")
-    for kind in ("Service", "Deployment"):
+    for kind in ("Service", "Deployment", "StatefulSet"):
         for o in by_kind(objects, kind):
             labels = o["metadata"]["labels"]
             for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
@@ -131,9 +134,10 @@ def common_assertions(objects, name, values):
 
 def scenario_assertions(objects, name, config_text):
     kinds = sorted({o["kind"] for _, o in objects})
-    deployments = {o["metadata"]["name"]: o for o in by_kind(objects, "Deployment")}
+    deployments = {o["metadata"]["name"]: o for o in workloads(objects)}
     if name == "default":
         check(len(deployments) == 3, f"default: three workloads, got {sorted(deployments)}")
+        check("StatefulSet" not in kinds, "default: Deployments only")
         for optional in ("ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "PodDisruptionBudget",
                          "NetworkPolicy", "Secret"):
             check(optional not in kinds, f"default: no {optional} by default")
@@ -168,6 +172,8 @@ def scenario_assertions(objects, name, config_text):
         check("not-a-real-password" not in config_text, "full: no secret in the ConfigMap")
     if name == "exactly-once":
         check(list(deployments) == ["demo-cwmp-stream-ingest"], f"exactly-once: ingest only, got {list(deployments)}")
+        check(deployments["demo-cwmp-stream-ingest"]["kind"] == "StatefulSet",
+              "exactly-once: ingest is a StatefulSet (stable transactional ids)")
         check('delivery = "exactly-once"' in config_text, "exactly-once: delivery in the config")
         env = deployments["demo-cwmp-stream-ingest"]["spec"]["template"]["spec"]["containers"][0]["env"]
         check(any(e["name"] == "CWMP__INGEST__TRANSACTIONAL_ID" for e in env), "exactly-once: a transactional id per pod")

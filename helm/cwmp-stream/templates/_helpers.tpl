@@ -99,3 +99,15 @@ detect-fleet:
   values: detectFleet
   args: ["detect", "--config", "/etc/cwmp-stream/cwmp-stream.toml", "--stage", "fleet"]
 {{- end }}
+
+{{/*
+The workload kind: ingest with exactly-once delivery is a StatefulSet (stable
+transactional ids); everything else is a Deployment.
+*/}}
+{{- define "cwmp-stream.workloadKind" -}}
+{{- if and (eq .component "ingest") (eq .ctx.Values.config.ingest.delivery "exactly-once") -}}
+StatefulSet
+{{- else -}}
+Deployment
+{{- end -}}
+{{- end }}
