@@ -245,7 +245,7 @@ impl Simulator {
 
     /// Plans one incident's informs.
     fn plant(&mut self, s: &Scenario) {
-        let start = self.config.start_ms + s.at_ms;
+        let start = self.config.start_ms.saturating_add(s.at_ms);
         let candidates: Vec<usize> = (0..self.devices.len())
             .filter(|&d| self.matches(s, &self.devices[d]))
             .collect();
@@ -306,7 +306,11 @@ impl Simulator {
                         _ => ("13 WAKEUP", s.every_ms / 2),
                     };
                     let mut t = start + self.rng.random_range(0..jitter.max(1));
-                    while t < start + s.for_ms {
+                    // Nothing is planted past the end of the simulation.
+                    let until = start
+                        .saturating_add(s.for_ms)
+                        .min(self.config.start_ms.saturating_add(self.config.duration_ms));
+                    while t < until {
                         self.plan(t, d, vec![(code, String::new())], 0);
                         to = to.max(t);
                         t += s.every_ms;

@@ -113,3 +113,15 @@ fn utc_formatting() {
     assert_eq!(format_utc(1_795_478_400_000), "2026-11-24T00:00:00Z");
     assert_eq!(format_utc(951_782_400_000), "2000-02-29T00:00:00Z");
 }
+
+#[test]
+fn huge_scenario_spans_stop_at_the_end_of_the_simulation() {
+    let sim = Simulator::new(config(
+        50,
+        1,
+        &["reboot_loop@10m:count=2,every=1s,for=100000d"],
+    ));
+    let n = sim.count();
+    // Two devices booting every second for the 50 remaining minutes, plus the fleet.
+    assert!(n > 2 * 50 * 60 && n < 2 * 50 * 60 + 1_000, "{n}");
+}
