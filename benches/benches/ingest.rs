@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use cwmp_benches::live::{passthrough, peak_rss_kib, run_once, Clock, Input};
+use cwmp_benches::live::{passthrough, peak_rss_kib, run_once, Clock, Inputs};
 use rdkafka::mocking::MockCluster;
 
 /// Partitions of the raw topic: a typical deployment.
@@ -18,19 +18,19 @@ const PARTITIONS: i32 = 8;
 /// About 2.7 MiB per partition of the bench inputs, under the mock broker's 5 MiB.
 const FEED_AHEAD: usize = 3_000;
 
-fn inputs(n: usize) -> Arc<Vec<Input>> {
+/// The three bench Informs in turn, made as the feeder asks for them.
+fn inputs(n: usize) -> Inputs {
     let bodies = cwmp_benches::inputs();
-    Arc::new(
-        (0..n)
-            .map(|i| {
-                (
-                    format!("session-{i}"),
-                    bodies[i % bodies.len()].bytes.to_vec(),
-                    Vec::new(),
-                )
-            })
-            .collect(),
-    )
+    Inputs {
+        len: n,
+        make: Arc::new(move |i| {
+            (
+                format!("session-{i}"),
+                bodies[i % bodies.len()].bytes.to_vec(),
+                Vec::new(),
+            )
+        }),
+    }
 }
 
 fn main() {

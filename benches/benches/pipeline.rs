@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use cwmp_benches::live::{passthrough, peak_rss_kib, run_once, Clock, Input};
+use cwmp_benches::live::{passthrough, peak_rss_kib, run_once, Clock, Input, Inputs};
 use cwmp_sim::{SimConfig, Simulator};
 use cwmp_stream::demo::{default_scenarios, DemoOptions};
 use rdkafka::mocking::MockCluster;
@@ -52,6 +52,13 @@ fn main() {
         .collect(),
     );
     let n = inputs.len();
+    let inputs = {
+        let all = inputs.clone();
+        Inputs {
+            len: n,
+            make: Arc::new(move |i| all[i].clone()),
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -23,6 +23,20 @@ use tokio::sync::watch;
 /// One input message: key, body, headers.
 pub type Input = (String, Vec<u8>, Vec<(&'static str, String)>);
 
+/// The inputs of a run, made on demand so that a long run does not hold them all:
+/// how many, and the i-th.
+#[derive(Clone)]
+pub struct Inputs {
+    pub len: usize,
+    pub make: Arc<dyn Fn(usize) -> Input + Send + Sync>,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs").field("len", &self.len).finish()
+    }
+}
+
 /// Republishes the input bytes under the input key: the Kafka path with no extraction.
 pub fn passthrough(message: &OwnedMessage, _: &cwmp_inform::Options) -> Outcome {
     Outcome::Record {
@@ -62,7 +76,7 @@ pub fn acknowledged(m: &IngestMetrics) -> usize {
 async fn feed(
     bootstrap: String,
     topic: String,
-    inputs: Arc<Vec<Input>>,
+    inputs: Inputs,
     ahead: usize,
     metrics: IngestMetrics,
 ) {
@@ -72,7 +86,8 @@ async fn feed(
         .create()
         .expect("producer");
     let mut pending = std::collections::VecDeque::new();
-    for (i, (key, body, headers)) in inputs.iter().enumerate() {
+    for i in 0..inputs.len {
+        let (key, body, headers) = (inputs.make)(i);
         while i >= acknowledged(&metrics) + ahead {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -124,14 +139,14 @@ pub enum Clock {
 #[allow(clippy::too_many_arguments)]
 pub async fn run_once(
     mock: &MockCluster<'static, DefaultProducerContext>,
-    inputs: Arc<Vec<Input>>,
+    inputs: Inputs,
     name: &str,
     partitions: i32,
     ahead: usize,
     clock: Clock,
     transform: cwmp_stream::ingest::Transform,
 ) -> f64 {
-    let n = inputs.len();
+    let n = inputs.len;
     let raw = format!("{name}.raw");
     let out = format!("{name}.out");
     mock.create_topic(&raw, partitions, 1).expect("topic");
