@@ -98,22 +98,14 @@ async fn feed(
                 value: Some(v.as_str()),
             });
         }
-        let mut record = FutureRecord::to(&topic)
+        let record = FutureRecord::to(&topic)
             .key(key.as_bytes())
             .payload(body.as_slice())
             .headers(h);
-        loop {
-            match producer.send_result(record) {
-                Ok(f) => {
-                    pending.push_back(f);
-                    break;
-                }
-                Err((_, back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }
+        let delivery = cwmp_stream::ingest::enqueue(&producer, record)
+            .await
+            .expect("enqueued");
+        pending.push_back(delivery);
         while pending.len() > 10_000 {
             if let Some(f) = pending.pop_front() {
                 f.await.expect("delivery").expect("delivered");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
+use anyhow::Context;
 use prometheus::{IntCounterVec, IntGauge};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -15,6 +16,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, OwnedMessage};
+use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 
 use crate::config::KafkaConfig;
@@ -234,4 +236,65 @@ pub async fn recv_batch<C: ConsumerContext + 'static>(
         next = consumer.recv().now_or_never();
     }
     batch
+}
+
+/// A group consumer of the services (ingest, detect worker, fleet stage).
+pub type GroupConsumer = StreamConsumer<GroupConsumerContext>;
+/// A producer that reports its queue depth.
+pub type StatsProducer = FutureProducer<ProducerStatsContext>;
+
+/// At-least-once consumption: the service stores an offset only after every output
+/// of that input is acknowledged; librdkafka auto-commits what is stored.
+pub const STORE_AFTER_ACK: &[(&str, &str)] = &[
+    ("enable.auto.commit", "true"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.commit.interval.ms", "1000"),
+    ("auto.offset.reset", "earliest"),
+];
+
+/// Creates a group consumer subscribed to `topic`, with our properties (then the
+/// passthrough maps), rebalance bookkeeping and lag metrics.
+pub fn group_consumer(
+    kafka: &KafkaConfig,
+    group_id: &str,
+    topic: &str,
+    ours: &[(&str, &str)],
+    metrics: ConsumerMetrics,
+    health: &Arc<Health>,
+) -> anyhow::Result<GroupConsumer> {
+    let context = GroupConsumerContext {
+        metrics,
+        health: health.clone(),
+        rebalanced: std::sync::atomic::AtomicBool::new(false),
+    };
+    let consumer: GroupConsumer = consumer_config(kafka, group_id, ours)
+        .create_with_context(context)
+        .context("creating the Kafka consumer")?;
+    consumer
+        .subscribe(&[topic])
+        .with_context(|| format!("subscribing to {topic}"))?;
+    Ok(consumer)
+}
+
+/// Creates a producer with our properties (then the passthrough maps) that reports
+/// its queue depth to `queue`.
+pub fn stats_producer(
+    kafka: &KafkaConfig,
+    ours: &[(&str, &str)],
+    queue: IntGauge,
+) -> anyhow::Result<StatsProducer> {
+    producer_config(kafka, ours)
+        .create_with_context(ProducerStatsContext { queue })
+        .context("creating the Kafka producer")
+}
+
+/// Commits the stored offsets at shutdown; a failure only means the last stored
+/// inputs will be consumed again.
+pub fn commit_stored<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(err) => {
+            tracing::warn!(%err, "final commit failed; the last stored offsets will be consumed again")
+        }
+    }
 }

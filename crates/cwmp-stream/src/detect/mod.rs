@@ -20,19 +20,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer};
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::DeliveryFuture;
 use rdkafka::Message;
 use tokio::sync::watch;
 
 use crate::config::{Config, Stage};
 use crate::health::Health;
-use crate::kafka::{ConsumerMetrics, GroupConsumerContext, ProducerStatsContext};
+use crate::kafka::ConsumerMetrics;
 pub use metrics::DetectMetrics;
 
-pub(crate) type DetectConsumer = StreamConsumer<GroupConsumerContext>;
-pub(crate) type DetectProducer = FutureProducer<ProducerStatsContext>;
+pub(crate) type DetectConsumer = crate::kafka::GroupConsumer;
+pub(crate) type DetectProducer = crate::kafka::StatsProducer;
 
 /// Runs the configured stage(s) until `stop` turns true, or a fatal error.
 pub async fn run(
@@ -65,6 +64,9 @@ pub async fn run(
     }
 }
 
+/// A detect consumer: offsets stored after outputs are acknowledged; with
+/// `partition_eof`, end-of-partition events (the worker's watermark waits only for
+/// partitions with a backlog).
 pub(crate) fn create_consumer(
     config: &Config,
     group_id: &str,
@@ -73,43 +75,23 @@ pub(crate) fn create_consumer(
     metrics: ConsumerMetrics,
     health: &Arc<Health>,
 ) -> anyhow::Result<DetectConsumer> {
-    let context = GroupConsumerContext {
-        metrics,
-        health: health.clone(),
-        rebalanced: std::sync::atomic::AtomicBool::new(false),
-    };
-    let consumer: DetectConsumer = crate::kafka::consumer_config(
-        &config.kafka,
-        group_id,
-        &[
-            ("enable.auto.commit", "true"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.commit.interval.ms", "1000"),
-            ("auto.offset.reset", "earliest"),
-            // The worker's watermark waits only for partitions with a backlog.
-            (
-                "enable.partition.eof",
-                if partition_eof { "true" } else { "false" },
-            ),
-        ],
-    )
-    .create_with_context(context)
-    .context("creating the Kafka consumer")?;
-    consumer
-        .subscribe(&[topic])
-        .with_context(|| format!("subscribing to {topic}"))?;
-    Ok(consumer)
+    let mut ours = crate::kafka::STORE_AFTER_ACK.to_vec();
+    ours.push((
+        "enable.partition.eof",
+        if partition_eof { "true" } else { "false" },
+    ));
+    crate::kafka::group_consumer(&config.kafka, group_id, topic, &ours, metrics, health)
 }
 
 pub(crate) fn create_producer(
     config: &Config,
     metrics: &DetectMetrics,
 ) -> anyhow::Result<DetectProducer> {
-    crate::kafka::producer_config(&config.kafka, crate::ingest::PRODUCER_DEFAULTS)
-        .create_with_context(ProducerStatsContext {
-            queue: metrics.producer_queue.clone(),
-        })
-        .context("creating the Kafka producer")
+    crate::kafka::stats_producer(
+        &config.kafka,
+        crate::ingest::PRODUCER_DEFAULTS,
+        metrics.producer_queue.clone(),
+    )
 }
 
 /// Partitions of `topic`, waiting up to a minute for it to exist.
@@ -186,10 +168,5 @@ pub(crate) fn finish(consumer: &DetectConsumer, producer: &DetectProducer, drain
     if let Err(err) = rdkafka::producer::Producer::flush(producer, drain) {
         tracing::warn!(%err, "producer flush at shutdown");
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(err) => {
-            tracing::warn!(%err, "final commit failed; the last batch will be consumed again")
-        }
-    }
+    crate::kafka::commit_stored(consumer);
 }

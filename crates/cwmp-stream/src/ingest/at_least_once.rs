@@ -14,16 +14,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, Producer};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::process::Processed;
-use super::{
-    count, create_consumer, create_producer, process_batch, produce_outcome, IngestConsumer,
-};
+use super::{count, process_batch, produce_outcome, IngestConsumer};
 use crate::config::Config;
 use crate::health::Health;
 use crate::metrics::IngestMetrics;
@@ -52,18 +49,19 @@ pub async fn run_with(
     mut stop: watch::Receiver<bool>,
     transform: super::Transform,
 ) -> anyhow::Result<()> {
-    let consumer = Arc::new(create_consumer(
-        config,
-        &metrics,
+    let consumer = Arc::new(crate::kafka::group_consumer(
+        &config.kafka,
+        &config.ingest.group_id,
+        &config.ingest.input_topic,
+        crate::kafka::STORE_AFTER_ACK,
+        (&metrics).into(),
         &health,
-        &[
-            ("enable.auto.commit", "true"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.commit.interval.ms", "1000"),
-            ("auto.offset.reset", "earliest"),
-        ],
     )?);
-    let producer = create_producer(config, &metrics, super::PRODUCER_DEFAULTS)?;
+    let producer = crate::kafka::stats_producer(
+        &config.kafka,
+        super::PRODUCER_DEFAULTS,
+        metrics.producer_queue.clone(),
+    )?;
     let options = cwmp_inform::Options {
         limits: config.limits.into(),
         charset: None,
@@ -162,12 +160,7 @@ pub async fn run_with(
     if let Err(err) = producer.flush(left.max(Duration::from_millis(100))) {
         tracing::warn!(%err, "producer flush at shutdown");
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(err) => {
-            tracing::warn!(%err, "final commit failed; the last stored offsets will be consumed again")
-        }
-    }
+    crate::kafka::commit_stored(&consumer);
     tracing::info!("ingest stopped");
     match (failure, acked) {
         (Some(err), _) | (None, Err(err)) => Err(err),

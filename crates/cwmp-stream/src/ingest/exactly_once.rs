@@ -20,10 +20,7 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::{
-    count, create_consumer, create_producer, process_batch, produce_outcome, IngestConsumer,
-    IngestProducer,
-};
+use super::{count, process_batch, produce_outcome, IngestConsumer, IngestProducer};
 use crate::config::Config;
 use crate::health::Health;
 use crate::metrics::IngestMetrics;
@@ -45,16 +42,18 @@ pub async fn run(
     health: Arc<Health>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let consumer = create_consumer(
-        config,
-        &metrics,
-        &health,
+    let consumer = crate::kafka::group_consumer(
+        &config.kafka,
+        &config.ingest.group_id,
+        &config.ingest.input_topic,
         &[
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("isolation.level", "read_committed"),
             ("auto.offset.reset", "earliest"),
         ],
+        (&metrics).into(),
+        &health,
     )?;
     let tid = transactional_id(config);
     let mut ours: Vec<(&str, &str)> = super::PRODUCER_DEFAULTS.to_vec();
@@ -62,7 +61,8 @@ pub async fn run(
     ours.push(("transaction.timeout.ms", "60000"));
     // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
     ours.push(("message.timeout.ms", "60000"));
-    let producer = create_producer(config, &metrics, &ours)?;
+    let producer =
+        crate::kafka::stats_producer(&config.kafka, &ours, metrics.producer_queue.clone())?;
     producer
         .init_transactions(TXN_TIMEOUT)
         .context("initialising transactions")?;

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -21,7 +20,6 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Delivery};
 use crate::health::Health;
-use crate::kafka::{GroupConsumerContext, ProducerStatsContext};
 use crate::metrics::IngestMetrics;
 use process::{dlq_headers, Outcome, Processed};
 
@@ -45,41 +43,8 @@ pub async fn run(
     }
 }
 
-pub(crate) type IngestConsumer = StreamConsumer<GroupConsumerContext>;
-pub(crate) type IngestProducer = FutureProducer<ProducerStatsContext>;
-
-pub(crate) fn create_consumer(
-    config: &Config,
-    metrics: &IngestMetrics,
-    health: &Arc<Health>,
-    ours: &[(&str, &str)],
-) -> anyhow::Result<IngestConsumer> {
-    let context = GroupConsumerContext {
-        metrics: metrics.into(),
-        health: health.clone(),
-        rebalanced: std::sync::atomic::AtomicBool::new(false),
-    };
-    let consumer: IngestConsumer =
-        crate::kafka::consumer_config(&config.kafka, &config.ingest.group_id, ours)
-            .create_with_context(context)
-            .context("creating the Kafka consumer")?;
-    consumer
-        .subscribe(&[&config.ingest.input_topic])
-        .context("subscribing to the input topic")?;
-    Ok(consumer)
-}
-
-pub(crate) fn create_producer(
-    config: &Config,
-    metrics: &IngestMetrics,
-    ours: &[(&str, &str)],
-) -> anyhow::Result<IngestProducer> {
-    crate::kafka::producer_config(&config.kafka, ours)
-        .create_with_context(ProducerStatsContext {
-            queue: metrics.producer_queue.clone(),
-        })
-        .context("creating the Kafka producer")
-}
+pub(crate) type IngestConsumer = crate::kafka::GroupConsumer;
+pub(crate) type IngestProducer = crate::kafka::StatsProducer;
 
 /// Producer settings for throughput with per-partition order: idempotence keeps
 /// order across retries; a short linger and LZ4 batch the small records.
@@ -94,7 +59,7 @@ pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 
 /// Enqueues one record, waiting while the producer queue is full (backpressure, not
 /// an error). Other errors are returned with nothing enqueued.
-pub(crate) async fn enqueue<C: rdkafka::ClientContext + 'static>(
+pub async fn enqueue<C: rdkafka::ClientContext + 'static>(
     producer: &FutureProducer<C>,
     mut record: FutureRecord<'_, [u8], [u8]>,
 ) -> Result<DeliveryFuture, KafkaError> {
