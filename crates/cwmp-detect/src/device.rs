@@ -154,8 +154,8 @@ impl DeviceTable {
 
     /// Folds one (non-late) record into its device. Its boots and wake-ups are
     /// judged by [`DeviceTable::advance`] once the watermark passes them.
-    pub fn observe(&mut self, obs: &Observation) -> DeviceVerdict {
-        let key = hash64(obs.device_id.as_str());
+    /// `key` is [`hash64`] of the device id (the caller needs it too).
+    pub fn observe(&mut self, obs: &Observation, key: u64) -> DeviceVerdict {
         let now = secs(obs.time_ms);
         let state = self.devices.entry(key).or_default();
         if let Some(source) = &obs.source {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use cwmp_record::EventKind;
+use cwmp_record::{EventKind, Source};
 use serde::Deserialize;
 
 /// One record, reduced to what the detectors read.
@@ -119,8 +119,7 @@ struct View<'a> {
     device_id: Cow<'a, str>,
     #[serde(borrow)]
     device: DeviceView<'a>,
-    #[serde(borrow)]
-    events: Vec<EventView<'a>>,
+    events: Vec<EventView>,
     retry_count: Option<u32>,
     received_at_ms: Option<i64>,
     #[serde(borrow)]
@@ -128,7 +127,7 @@ struct View<'a> {
     #[serde(borrow)]
     params: Vec<ParamView<'a>>,
     #[serde(borrow)]
-    source: SourceView<'a>,
+    source: Source<'a>,
 }
 
 #[derive(Deserialize)]
@@ -140,9 +139,9 @@ struct DeviceView<'a> {
 }
 
 #[derive(Deserialize)]
-struct EventView<'a> {
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
+struct EventView {
+    /// The record's own vocabulary; kinds this build does not know are `Unknown`.
+    kind: EventKind,
 }
 
 #[derive(Deserialize)]
@@ -151,16 +150,6 @@ struct ParamView<'a> {
     name: Cow<'a, str>,
     #[serde(borrow)]
     value: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct SourceView<'a> {
-    #[serde(borrow, default)]
-    topic: Option<Cow<'a, str>>,
-    #[serde(default)]
-    partition: Option<i32>,
-    #[serde(default)]
-    offset: Option<i64>,
 }
 
 impl Observation {
@@ -172,24 +161,13 @@ impl Observation {
             return Err(ObservationError::Schema(view.schema));
         }
         let time_ms = view.received_at_ms.ok_or(ObservationError::NoEventTime)?;
-        let kinds = Kinds::from_kinds(view.events.iter().map(|e| kind_from_str(&e.kind)));
-        let software_version = view
-            .params
-            .iter()
-            .find(|p| is_software_version(&p.name))
-            .map(|p| p.value.trim().to_owned());
-        let source = match view.source {
-            SourceView {
-                topic: Some(topic),
-                partition: Some(partition),
-                offset: Some(offset),
-            } => Some(SourcePos {
-                topic: topic.into_owned(),
-                partition,
-                offset,
-            }),
-            _ => None,
-        };
+        let kinds = Kinds::from_kinds(view.events.iter().map(|e| e.kind));
+        let software_version = software_version(
+            view.params
+                .iter()
+                .map(|p| (p.name.as_ref(), p.value.as_ref())),
+        );
+        let source = source_pos(&view.source);
         Ok(Observation {
             device_id: view.device_id.into_owned(),
             time_ms,
@@ -204,47 +182,49 @@ impl Observation {
 
     /// From a decoded record (tests, the simulator). `None` without an event time.
     pub fn from_record(record: &cwmp_record::EventRecord<'_>) -> Option<Self> {
-        let source = match &record.source {
-            cwmp_record::Source {
-                topic: Some(topic),
-                partition: Some(partition),
-                offset: Some(offset),
-                ..
-            } => Some(SourcePos {
-                topic: topic.to_string(),
-                partition: *partition,
-                offset: *offset,
-            }),
-            _ => None,
-        };
         Some(Observation {
             device_id: record.device_id.to_string(),
             time_ms: record.received_at_ms?,
             product_class: format!("{} {}", record.device.oui, record.device.product_class),
             acs: record.acs.as_ref().map(|a| a.to_string()),
-            software_version: record
-                .params
-                .iter()
-                .find(|p| is_software_version(&p.name))
-                .map(|p| p.value.trim().to_owned()),
+            software_version: software_version(
+                record
+                    .params
+                    .iter()
+                    .map(|p| (p.name.as_ref(), p.value.as_ref())),
+            ),
             retry: record.retry_count.unwrap_or(0) > 0,
             kinds: Kinds::from_kinds(record.events.iter().map(|e| e.kind)),
-            source,
+            source: source_pos(&record.source),
         })
     }
+}
+
+/// The raw-topic position, when the record came from Kafka.
+fn source_pos(source: &Source<'_>) -> Option<SourcePos> {
+    match source {
+        Source {
+            topic: Some(topic),
+            partition: Some(partition),
+            offset: Some(offset),
+            ..
+        } => Some(SourcePos {
+            topic: topic.to_string(),
+            partition: *partition,
+            offset: *offset,
+        }),
+        _ => None,
+    }
+}
+
+/// The value of `…DeviceInfo.SoftwareVersion` among (name, value) pairs, trimmed.
+fn software_version<'p>(mut params: impl Iterator<Item = (&'p str, &'p str)>) -> Option<String> {
+    params
+        .find(|(name, _)| is_software_version(name))
+        .map(|(_, value)| value.trim().to_owned())
 }
 
 /// `InternetGatewayDevice.DeviceInfo.SoftwareVersion` or `Device.DeviceInfo.SoftwareVersion`.
 fn is_software_version(name: &str) -> bool {
     name.trim().ends_with(".DeviceInfo.SoftwareVersion")
-}
-
-fn kind_from_str(kind: &str) -> EventKind {
-    match kind {
-        "boot" => EventKind::Boot,
-        "m_reboot" => EventKind::MReboot,
-        "bootstrap" => EventKind::Bootstrap,
-        "wakeup" => EventKind::Wakeup,
-        _ => EventKind::Unknown,
-    }
 }

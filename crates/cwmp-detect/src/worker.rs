@@ -262,20 +262,20 @@ impl Worker {
             self.stats.late += 1;
             return Verdict::Late;
         }
-        if self.devices.observe(obs) == DeviceVerdict::Duplicate {
+        let device_key = hash64(obs.device_id.as_str());
+        if self.devices.observe(obs, device_key) == DeviceVerdict::Duplicate {
             self.stats.duplicate += 1;
             return Verdict::Duplicate;
         }
         self.stats.accepted += 1;
-        self.count(obs);
+        self.count(obs, device_key);
         self.advance(out);
         Verdict::Accepted
     }
 
-    fn count(&mut self, obs: &Observation) {
+    fn count(&mut self, obs: &Observation, device_key: u64) {
         let bucket_start = floor(obs.time_ms, self.config.slide_ms);
         let bucket = self.buckets.entry(bucket_start).or_default();
-        let device_key = hash64(obs.device_id.as_str());
         for &scope in &self.config.scopes {
             let key = match scope {
                 Scope::Fleet => "all",

@@ -35,6 +35,7 @@ pub async fn run(
     let mut alerts = Vec::new();
     let mut assigned: Vec<i32> = vec![0];
     let mut published: Option<i64> = None;
+    let mut reported_late = 0;
     let mut failure = None;
     loop {
         let batch = tokio::select! {
@@ -68,11 +69,17 @@ pub async fn run(
                     metrics.aggregates.with_label_values(&[label]).inc();
                     fleet.apply(message.partition(), m, &mut alerts);
                 }
-                _ => tracing::warn!(
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    "skipping a message that is not an aggregate"
-                ),
+                _ => {
+                    metrics
+                        .aggregates
+                        .with_label_values(&["invalid_received"])
+                        .inc();
+                    tracing::warn!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "skipping a message that is not an aggregate"
+                    )
+                }
             }
         }
         let sent = async {
@@ -93,10 +100,9 @@ pub async fn run(
                 published = Some(start);
             }
         }
-        let stats = fleet.stats();
-        metrics
-            .late_partials
-            .inc_by(stats.late_partials - metrics.late_partials.get().min(stats.late_partials));
+        let late = fleet.stats().late_partials;
+        metrics.late_partials.inc_by(late - reported_late);
+        reported_late = late;
         metrics.set_active("fleet", &fleet.active());
     }
     health.set_draining();

@@ -132,7 +132,7 @@ impl DetectMetrics {
                 "cwmp_detect_aggregates_total",
                 "Partial-aggregate messages by type and direction.",
                 "type",
-                &["partial_sent", "close_sent", "partial_received", "close_received"],
+                &["partial_sent", "close_sent", "partial_received", "close_received", "invalid_received"],
             ),
             late_partials,
             producer_queue: gauge(

@@ -45,6 +45,7 @@ pub async fn run(
     // Partitions at their end since when; idle for the watermark after partition_idle_ms.
     let mut at_end: BTreeMap<i32, (Instant, bool)> = BTreeMap::new();
     let idle_after = Duration::from_millis(d.partition_idle_ms);
+    let mut gauges_at: Option<Instant> = None;
     loop {
         let batch = tokio::select! {
             biased;
@@ -108,15 +109,19 @@ pub async fn run(
             break;
         }
         store_offsets(&consumer, &batch);
-        metrics.tracked_devices.set(worker.tracked_devices() as i64);
-        metrics.state_bytes.set(worker.state_bytes() as i64);
-        if let Some(w) = worker.watermark() {
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            metrics.watermark_lag_seconds.set((now_ms - w) / 1000);
+        // The state gauges walk the worker's tables: once a second, not per batch.
+        if gauges_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            gauges_at = Some(Instant::now());
+            metrics.tracked_devices.set(worker.tracked_devices() as i64);
+            metrics.state_bytes.set(worker.state_bytes() as i64);
+            if let Some(w) = worker.watermark() {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                metrics.watermark_lag_seconds.set((now_ms - w) / 1000);
+            }
+            metrics.set_active("worker", &worker.active());
         }
-        metrics.set_active("worker", &worker.active());
     }
     health.set_draining();
     finish(
