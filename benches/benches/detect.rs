@@ -94,7 +94,7 @@ fn state_per_device() {
         source: None,
     };
     let before = rss_kib();
-    let mut pipeline = Pipeline::new(DetectConfig::default());
+    let mut pipeline = Pipeline::new(DetectConfig::default()).expect("valid defaults");
     let mut alerts = Vec::new();
     let mut obs = base.clone();
     for d in 0..n {
@@ -140,7 +140,7 @@ fn detect(c: &mut Criterion) {
     });
     group.bench_function("decode_and_detect", |b| {
         b.iter(|| {
-            let mut pipeline = Pipeline::new(DetectConfig::default());
+            let mut pipeline = Pipeline::new(DetectConfig::default()).expect("valid defaults");
             let mut alerts = Vec::new();
             for r in &records {
                 buf.clear();

@@ -69,8 +69,10 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(config: DetectConfig) -> Self {
-        Fleet {
+    /// Refuses settings that do not hold together.
+    pub fn new(config: DetectConfig) -> Result<Self, crate::ConfigError> {
+        config.validate()?;
+        Ok(Fleet {
             alpha: config.baseline_alpha(),
             config,
             closed: BTreeMap::new(),
@@ -82,7 +84,7 @@ impl Fleet {
             states: BTreeMap::new(),
             stats: FleetStats::default(),
             last_window: None,
-        }
+        })
     }
 
     pub fn stats(&self) -> FleetStats {

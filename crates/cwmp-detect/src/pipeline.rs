@@ -13,12 +13,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: DetectConfig) -> Self {
-        Pipeline {
-            worker: Worker::new(config.clone()),
-            fleet: Fleet::new(config),
+    /// Refuses settings that do not hold together.
+    pub fn new(config: DetectConfig) -> Result<Self, crate::ConfigError> {
+        Ok(Pipeline {
+            worker: Worker::new(config.clone())?,
+            fleet: Fleet::new(config)?,
             scratch: Vec::new(),
-        }
+        })
     }
 
     /// Folds one record in; appends the alerts it decides, in decision order.

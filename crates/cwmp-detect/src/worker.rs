@@ -118,9 +118,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker that owns every partition of a one-partition input (replay).
-    pub fn new(config: DetectConfig) -> Self {
-        Worker {
+    /// A worker that owns every partition of a one-partition input (replay). Refuses
+    /// settings that do not hold together (a zero slide would divide by zero).
+    pub fn new(config: DetectConfig) -> Result<Self, crate::ConfigError> {
+        config.validate()?;
+        Ok(Worker {
             config,
             devices: DeviceTable::default(),
             buckets: BTreeMap::new(),
@@ -130,7 +132,7 @@ impl Worker {
             partitions: vec![0],
             partition_count: 1,
             stats: WorkerStats::default(),
-        }
+        })
     }
 
     /// The input partitions this worker owns, of how many (after a rebalance).

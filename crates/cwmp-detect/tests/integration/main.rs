@@ -1,5 +1,6 @@
 //! cwmp-detect integration tests: seeded fleet scenarios, properties, JSON input.
 
+mod config;
 mod gen;
 mod json;
 mod properties;
@@ -13,7 +14,7 @@ pub fn run(obs: &[Observation]) -> Vec<Alert> {
 }
 
 pub fn run_with(config: DetectConfig, obs: &[Observation]) -> Vec<Alert> {
-    let mut pipeline = Pipeline::new(config);
+    let mut pipeline = Pipeline::new(config).expect("valid config");
     let mut alerts = Vec::new();
     for o in obs {
         pipeline.observe(o, &mut alerts);

@@ -252,7 +252,8 @@ fn late_records_are_counted_not_folded_in() {
         .map(|d| inform(d, now - 10 * MIN, &[gen::BOOT], false))
         .collect();
     obs.splice(late_at..late_at, late);
-    let mut pipeline = cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default());
+    let mut pipeline =
+        cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default()).expect("valid defaults");
     let mut alerts = Vec::new();
     for o in &obs {
         pipeline.observe(o, &mut alerts);
@@ -273,8 +274,10 @@ fn redelivered_records_are_dropped() {
             twice.push(o.clone());
         }
     }
-    let mut a = cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default());
-    let mut b = cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default());
+    let mut a =
+        cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default()).expect("valid defaults");
+    let mut b =
+        cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default()).expect("valid defaults");
     let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
     for o in &obs {
         a.observe(o, &mut out_a);

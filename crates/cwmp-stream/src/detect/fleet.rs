@@ -31,7 +31,7 @@ pub async fn run(
         &health,
     )?;
     let producer = create_producer(config, &metrics)?;
-    let mut fleet = Fleet::new(d.rules.clone());
+    let mut fleet = Fleet::new(d.rules.clone())?;
     let mut alerts = Vec::new();
     let mut assigned: Vec<i32> = vec![0];
     let mut published: Option<i64> = None;

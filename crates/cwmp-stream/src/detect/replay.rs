@@ -23,7 +23,8 @@ pub fn replay(
     mut out: impl Write,
     mut errors: impl Write,
 ) -> std::io::Result<ReplaySummary> {
-    let mut pipeline = Pipeline::new(config.clone());
+    let mut pipeline = Pipeline::new(config.clone())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut summary = ReplaySummary::default();
     let mut alerts = Vec::new();
     for (i, line) in input.split(b'\n').enumerate() {

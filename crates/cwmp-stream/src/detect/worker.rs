@@ -39,7 +39,7 @@ pub async fn run(
     let producer = create_producer(config, &metrics)?;
     let input_partitions = partition_count(&consumer, &d.input_topic).await?;
     let aggregate_partitions = partition_count(&consumer, &d.aggregates_topic).await?;
-    let mut worker = Worker::new(d.rules.clone());
+    let mut worker = Worker::new(d.rules.clone())?;
     let mut assigned: Vec<i32> = Vec::new();
     let mut failure = None;
     // Partitions at their end since when; idle for the watermark after partition_idle_ms.
