@@ -104,6 +104,7 @@ fn main() {
                 "the demo simulates the same Informs"
             );
             assert!(report.unexpected().is_empty());
+            assert_eq!(report.unreadable_alerts, 0);
             e2e.push(report.detected as f64 / report.detect_seconds);
         }
     });

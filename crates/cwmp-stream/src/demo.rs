@@ -86,6 +86,8 @@ pub struct DemoReport {
     pub late: u64,
     pub detect_seconds: f64,
     pub alerts: Vec<Alert>,
+    /// Messages on the alert topic that could not be read as alerts.
+    pub unreadable_alerts: u64,
     pub wall_seconds: f64,
 }
 
@@ -260,20 +262,24 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
             .subscribe(&[&config.detect.alerts_topic])
             .context("subscribing to alerts")?;
         let (alerts, mut stop) = (alerts.clone(), stop.clone());
+        // Returns how many messages on the alert topic were not alerts (or not
+        // readable): the report says so rather than dropping them quietly.
         tokio::spawn(async move {
+            let mut unreadable = 0u64;
             loop {
                 let message = tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
                     m = crate::kafka::recv(&consumer) => m,
                 };
-                if let Ok(m) = message {
-                    if let Some(Ok(alert)) = m.payload().map(serde_json::from_slice::<Alert>) {
-                        if let Ok(mut all) = alerts.lock() {
-                            all.push(alert);
-                        }
-                    }
+                let alert = message
+                    .ok()
+                    .and_then(|m| m.payload().map(serde_json::from_slice::<Alert>));
+                match (alert, alerts.lock()) {
+                    (Some(Ok(alert)), Ok(mut all)) => all.push(alert),
+                    _ => unreadable += 1,
                 }
             }
+            unreadable
         })
     };
 
@@ -350,7 +356,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let _ = stop_tx.send(true);
     ingest.await.context("ingest task")??;
     detect.await.context("detect task")??;
-    let _ = collector.await;
+    let unreadable_alerts = collector.await.unwrap_or(u64::MAX);
     server.1.abort();
     let alerts = alerts.lock().map(|a| a.clone()).unwrap_or_default();
     Ok(DemoReport {
@@ -378,6 +384,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         late: detect_metrics.records.with_label_values(&["late"]).get(),
         detect_seconds: (detect_done - begin).as_secs_f64(),
         alerts,
+        unreadable_alerts,
         wall_seconds: wall.elapsed().as_secs_f64(),
     })
 }
@@ -484,6 +491,12 @@ impl DemoReport {
                 since(a.window_end_ms),
                 peak,
                 cause
+            ));
+        }
+        if self.unreadable_alerts > 0 {
+            out.push_str(&format!(
+                "\n{} message(s) on the alert topic could not be read as alerts\n",
+                self.unreadable_alerts
             ));
         }
         let unexpected = self.unexpected().len();

@@ -55,6 +55,7 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
         "an ACS campaign is not a storm:\n{stdout}"
     );
     assert!(!stdout.contains("UNEXPECTED"), "{stdout}");
+    assert!(!stdout.contains("could not be read as alerts"), "{stdout}");
     assert!(
         stdout.contains("nothing was raised where nothing was planted"),
         "{stdout}"
