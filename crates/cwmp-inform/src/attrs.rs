@@ -69,7 +69,8 @@ impl<'a> Iterator for RawAttrs<'a> {
             _ => return self.fail("a quoted attribute value"),
         };
         let value_start = self.pos + 1;
-        let Some(len) = memchr::memchr(quote, &self.buf[value_start..]) else {
+        // Values are short: a plain loop beats a vector search.
+        let Some(len) = self.buf[value_start..].iter().position(|&b| b == quote) else {
             return self.fail("the closing quote of an attribute value");
         };
         let value = &self.buf[value_start..value_start + len];

@@ -39,6 +39,7 @@ mod attrs;
 mod error;
 mod inform;
 mod parser;
+mod scan;
 mod text;
 
 pub use error::Error;
@@ -113,6 +114,25 @@ pub fn charset_from_content_type(content_type: &str) -> Result<Option<Charset>, 
 ///
 /// The result borrows from `input`; call [`Inform::into_owned`] to keep it longer.
 pub fn extract<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Error> {
+    extract_with(input, options, true)
+}
+
+/// [`extract`] with every element read as quick-xml events, none by the parser's
+/// shortcut for text-only elements. For tests and fuzzing, which check that both
+/// give the same result on every input; not part of the API.
+#[doc(hidden)]
+pub fn extract_event_by_event<'a>(
+    input: &'a [u8],
+    options: &Options,
+) -> Result<Inform<'a>, Error> {
+    extract_with(input, options, false)
+}
+
+fn extract_with<'a>(
+    input: &'a [u8],
+    options: &Options,
+    shortcuts: bool,
+) -> Result<Inform<'a>, Error> {
     let limit = options.limits.max_message_bytes;
     if input.len() > limit {
         return Err(Error::TooLarge {
@@ -138,5 +158,5 @@ pub fn extract<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Err
     if input[start] != b'<' {
         return Err(Error::NotXml { offset: start });
     }
-    parser::Parser::new(&input[start..], start, options, charset).run()
+    parser::Parser::new(&input[start..], start, options, charset, shortcuts).run()
 }

@@ -6,12 +6,13 @@
 
 use std::borrow::Cow;
 
-use quick_xml::events::{BytesRef, BytesStart, Event as XmlEvent};
+use quick_xml::events::{BytesStart, Event as XmlEvent};
 use quick_xml::Reader;
 
 use crate::attrs::{local_name, prefix, RawAttrs};
 use crate::error::{bounded_name, Error};
 use crate::inform::{Event, Inform, Param, Warning};
+use crate::scan::{self, resolve_reference, Leaf, Resolved};
 use crate::text::{is_xml_ws, trim, Charset, TextAcc};
 use crate::Options;
 
@@ -109,6 +110,12 @@ pub(crate) struct Parser<'a, 'o> {
     /// Whether the document holds a CR at all (if not, no field needs normalizing).
     doc_has_cr: bool,
     reader: Reader<&'a [u8]>,
+    /// Bytes taken from the reader's input by [`Parser::shortcut`] rather than by
+    /// quick-xml, whose own offsets leave them out.
+    skipped: u64,
+    /// Whether text-only elements are read by [`Parser::shortcut`] (off only to test
+    /// that it reads exactly what quick-xml's events give).
+    shortcuts: bool,
     stack: Vec<Ctx>,
     /// Namespace declarations seen on the Inform element and its ancestors:
     /// (depth, prefix, raw URI). Only those elements are scanned.
@@ -135,6 +142,7 @@ impl<'a, 'o> Parser<'a, 'o> {
         base: usize,
         opts: &'o Options,
         charset: Option<Charset>,
+        shortcuts: bool,
     ) -> Self {
         let mut reader = Reader::from_reader(doc);
         let config = reader.config_mut();
@@ -150,11 +158,13 @@ impl<'a, 'o> Parser<'a, 'o> {
             charset: charset.unwrap_or_default(),
             charset_fixed: charset.is_some(),
             doc_str: match charset.unwrap_or_default() {
-                Charset::Utf8 => std::str::from_utf8(doc).ok(),
+                Charset::Utf8 => simdutf8::basic::from_utf8(doc).ok(),
                 _ => None,
             },
             doc_has_cr: memchr::memchr(b'\r', doc).is_some(),
             reader,
+            skipped: 0,
+            shortcuts,
             stack: Vec::with_capacity(16),
             ns: Vec::with_capacity(8),
             root_seen: false,
@@ -185,33 +195,52 @@ impl<'a, 'o> Parser<'a, 'o> {
         self.out.warnings.insert(w);
     }
 
+    /// Where the reader stands in `doc`.
+    fn pos(&self) -> u64 {
+        (self.doc.len() - self.reader.get_ref().len()) as u64
+    }
+
+    /// Takes `n` bytes from the reader's input without quick-xml seeing them.
+    fn advance(&mut self, n: usize) {
+        let input = self.reader.get_mut();
+        *input = &input[n..];
+        self.skipped += n as u64;
+    }
+
     pub(crate) fn run(mut self) -> Result<Inform<'a>, Error> {
+        // True right after a tag, where quick-xml waits for text and the input may be
+        // taken by `shortcut` instead.
+        let mut after_tag = false;
         loop {
-            let start = self.reader.buffer_position();
+            if after_tag && self.shortcuts && self.shortcut()? {
+                continue;
+            }
+            let start = self.pos();
             let event = match self.reader.read_event() {
                 Ok(ev) => ev,
-                Err(e) => return Err(self.malformed(self.reader.error_position(), e.to_string())),
+                Err(e) => {
+                    let at = self.reader.error_position() + self.skipped;
+                    return Err(self.malformed(at, e.to_string()));
+                }
             };
+            after_tag = matches!(
+                event,
+                XmlEvent::Start(_) | XmlEvent::Empty(_) | XmlEvent::End(_)
+            );
             match event {
                 XmlEvent::Start(e) => {
-                    let ctx = self.open(&e, start)?;
+                    let (qname, attrs) = self.tag_parts(&e, start)?;
+                    let ctx = self.open(qname, attrs, start)?;
                     self.stack.push(ctx);
                 }
                 XmlEvent::Empty(e) => {
-                    let ctx = self.open(&e, start)?;
+                    let (qname, attrs) = self.tag_parts(&e, start)?;
+                    let ctx = self.open(qname, attrs, start)?;
                     self.close(ctx, start)?;
                 }
                 XmlEvent::End(_) => {
                     // quick-xml has checked that the name matches the open element.
-                    let ctx = self
-                        .stack
-                        .pop()
-                        .ok_or_else(|| self.malformed(start, "end tag without start tag"))?;
-                    // Declarations go out of scope with the element that made them.
-                    while self.ns.last().is_some_and(|(d, ..)| *d > self.stack.len()) {
-                        self.ns.pop();
-                    }
-                    self.close(ctx, start)?;
+                    self.end(start)?;
                 }
                 XmlEvent::Text(t) => {
                     let bytes: &'a [u8] = match t.into_inner() {
@@ -232,7 +261,7 @@ impl<'a, 'o> Parser<'a, 'o> {
                     }
                     self.text_piece(bytes, start)?;
                 }
-                XmlEvent::GeneralRef(r) => self.reference(&r, start)?,
+                XmlEvent::GeneralRef(r) => self.reference(reborrow(self.doc, &r), start)?,
                 XmlEvent::Decl(d) => {
                     if self.root_seen {
                         return Err(self.malformed(start, "XML declaration after the root element"));
@@ -267,6 +296,95 @@ impl<'a, 'o> Parser<'a, 'o> {
         }
     }
 
+    /// Closes the innermost open element, whose end tag starts at `at`.
+    fn end(&mut self, at: u64) -> Result<(), Error> {
+        let ctx = self
+            .stack
+            .pop()
+            .ok_or_else(|| self.malformed(at, "end tag without start tag"))?;
+        // Declarations go out of scope with the element that made them.
+        while self.ns.last().is_some_and(|(d, ..)| *d > self.stack.len()) {
+            self.ns.pop();
+        }
+        self.close(ctx, at)
+    }
+
+    /// Reads a text-only element (`<Name>text</Name>`, `<Value/>`), and the white
+    /// space before it, straight from the input instead of as three or more quick-xml
+    /// events: most of an Inform is such elements. The element goes through the same
+    /// `open`, text and `close` steps its events would, so the outcome is the same.
+    /// Anything [`Leaf::scan`] does not read exactly as quick-xml would (nested markup,
+    /// CDATA, comments, a reference that does not resolve, a mismatched end tag) is
+    /// left untouched to quick-xml, which reads it or reports the error.
+    ///
+    /// Called only right after a tag, where quick-xml waits for text, and never inside
+    /// a kept field, where white space is content. Returns whether it took anything.
+    fn shortcut(&mut self) -> Result<bool, Error> {
+        if matches!(self.stack.last(), Some(Ctx::Field(_))) {
+            return Ok(false);
+        }
+        let input: &'a [u8] = self.reader.get_ref();
+        let ws = input
+            .iter()
+            .position(|&b| !is_xml_ws(b))
+            .unwrap_or(input.len());
+        if input.get(ws) != Some(&b'<') {
+            return Ok(false);
+        }
+        // White space between tags outside a field means nothing to anyone.
+        self.advance(ws);
+        let input = &input[ws..];
+        // Only where children are text-only elements: elsewhere (the envelope's path,
+        // the arrays) the scan would only be repeated by quick-xml.
+        let leaves_expected = matches!(
+            self.stack.last(),
+            Some(
+                Ctx::Header
+                    | Ctx::Inform
+                    | Ctx::DeviceId
+                    | Ctx::EventStruct
+                    | Ctx::ParamStruct
+                    | Ctx::Skip
+            )
+        );
+        if !leaves_expected {
+            return Ok(false);
+        }
+        let Some(leaf) = scan::leaf(input) else {
+            return Ok(false);
+        };
+        let base = self.pos();
+        self.advance(leaf.stop);
+        self.take_leaf(&leaf, input, base)?;
+        Ok(true)
+    }
+
+    /// Opens, fills and closes a text-only element read by `shortcut`; `input` is what
+    /// `scan::leaf` read, starting at `base` in the document.
+    fn take_leaf(&mut self, leaf: &Leaf<'a>, input: &'a [u8], base: u64) -> Result<(), Error> {
+        let at = base + leaf.start as u64;
+        let ctx = self.open(leaf.qname, leaf.attrs, at)?;
+        let Some(mut text) = leaf.text else {
+            return self.close(ctx, at);
+        };
+        self.stack.push(ctx);
+        let offset_of = |part: &[u8]| base + (part.as_ptr() as usize - input.as_ptr() as usize) as u64;
+        // The scan has checked every reference: each `&` has its `;` and resolves.
+        while let Some(amp) = leaf.has_refs.then(|| memchr::memchr(b'&', text)).flatten() {
+            if amp > 0 {
+                self.text_piece(&text[..amp], offset_of(text))?;
+            }
+            let after = &text[amp + 1..];
+            let semi = memchr::memchr(b';', after).unwrap_or(after.len());
+            self.reference(after.get(..semi), offset_of(&text[amp..]))?;
+            text = after.get(semi + 1..).unwrap_or_default();
+        }
+        if !text.is_empty() {
+            self.text_piece(text, offset_of(text))?;
+        }
+        self.end(base + leaf.end as u64)
+    }
+
     fn finish(self, at: u64) -> Result<Inform<'a>, Error> {
         if !self.stack.is_empty() {
             return Err(self.malformed(
@@ -291,7 +409,7 @@ impl<'a, 'o> Parser<'a, 'o> {
     }
 
     /// Decides what a new element is, reads the attributes it needs, checks limits.
-    fn open(&mut self, e: &BytesStart<'a>, at: u64) -> Result<Ctx, Error> {
+    fn open(&mut self, qname: &'a [u8], attrs: &'a [u8], at: u64) -> Result<Ctx, Error> {
         let depth = self.stack.len() + 1;
         if depth > self.opts.limits.max_depth {
             return Err(Error::TooDeep {
@@ -299,8 +417,6 @@ impl<'a, 'o> Parser<'a, 'o> {
                 limit: self.opts.limits.max_depth,
             });
         }
-        let qname = e.name();
-        let qname = qname.as_ref();
         let local = local_name(qname);
         let Some(&parent) = self.stack.last() else {
             if self.root_seen {
@@ -313,7 +429,7 @@ impl<'a, 'o> Parser<'a, 'o> {
                     reason: format!("root element is {:?}, not Envelope", bounded_name(local)),
                 });
             }
-            self.scan_namespaces(e, depth, at)?;
+            self.scan_namespaces(attrs, depth, at)?;
             let prefix = prefix(qname);
             match self.lookup_namespace(prefix, at)? {
                 Some(uri) if SOAP_ENVELOPE_NAMESPACES.contains(&uri.as_ref()) => {}
@@ -341,11 +457,11 @@ impl<'a, 'o> Parser<'a, 'o> {
         let ctx = match parent {
             Ctx::Envelope => match local {
                 b"Header" => {
-                    self.scan_namespaces(e, depth, at)?;
+                    self.scan_namespaces(attrs, depth, at)?;
                     Ctx::Header
                 }
                 b"Body" => {
-                    self.scan_namespaces(e, depth, at)?;
+                    self.scan_namespaces(attrs, depth, at)?;
                     self.body_seen = true;
                     Ctx::Body
                 }
@@ -365,7 +481,7 @@ impl<'a, 'o> Parser<'a, 'o> {
                     self.warn(Warning::UnknownElement);
                     Ctx::Skip
                 } else if local == b"Inform" {
-                    self.scan_namespaces(e, depth, at)?;
+                    self.scan_namespaces(attrs, depth, at)?;
                     self.out.namespace = self.lookup_namespace(prefix(qname), at)?;
                     self.inform_depth = Some(depth);
                     Ctx::Inform
@@ -428,18 +544,18 @@ impl<'a, 'o> Parser<'a, 'o> {
         match ctx {
             Ctx::Field(Field::Value) => {
                 self.text.clear();
-                self.param.type_ = self.attribute(e, b"type", at)?;
+                self.param.type_ = self.attribute(attrs, b"type", at)?;
             }
             Ctx::Field(_) => self.text.clear(),
             Ctx::EventList => {
                 self.events_count = ArrayCount {
-                    declared: self.array_count(e, at)?,
+                    declared: self.array_count(attrs, at)?,
                     present: 0,
                 };
             }
             Ctx::ParamList => {
                 self.params_count = ArrayCount {
-                    declared: self.array_count(e, at)?,
+                    declared: self.array_count(attrs, at)?,
                     present: 0,
                 };
                 let hint = self.params_count.declared.unwrap_or(0);
@@ -674,52 +790,51 @@ impl<'a, 'o> Parser<'a, 'o> {
         }
     }
 
-    /// Resolves `&name;` / `&#N;`. Only the five predefined entities exist: with no
-    /// DTD allowed, any other name is an error wherever it appears.
-    fn reference(&mut self, r: &BytesRef<'a>, at: u64) -> Result<(), Error> {
+    /// Resolves `&name;` / `&#N;` (`raw` is the text between `&` and `;`). Only the
+    /// five predefined entities exist: with no DTD allowed, any other name is an error
+    /// wherever it appears.
+    fn reference(&mut self, raw: Option<&'a [u8]>, at: u64) -> Result<(), Error> {
+        let raw = raw.ok_or_else(|| self.malformed(at, "reference not borrowed from the input"))?;
         if self.stack.is_empty() {
             return Err(self.malformed(at, "reference outside the root element"));
         }
-        let in_field = matches!(self.stack.last(), Some(Ctx::Field(_)));
-        if r.is_char_ref() {
-            match r.resolve_char_ref() {
-                Ok(Some(c)) => {
-                    if in_field {
-                        self.text.push_char(c);
-                    }
-                    Ok(())
-                }
-                Ok(None) | Err(_) => Err(self.malformed(
-                    at,
-                    format!("invalid character reference &{};", bounded_name(r)),
-                )),
+        let resolved = resolve_reference(raw).ok_or_else(|| {
+            let what = if raw.starts_with(b"#") {
+                "invalid character reference"
+            } else {
+                "unknown entity"
+            };
+            self.malformed(at, format!("{what} &{};", bounded_name(raw)))
+        })?;
+        if matches!(self.stack.last(), Some(Ctx::Field(_))) {
+            match resolved {
+                Resolved::Char(c) => self.text.push_char(c),
+                Resolved::Str(s) => self.text.push_str(s),
             }
-        } else {
-            let name = std::str::from_utf8(r).unwrap_or("");
-            match quick_xml::escape::resolve_predefined_entity(name) {
-                Some(s) => {
-                    if in_field {
-                        self.text.push_str(s);
-                    }
-                    Ok(())
-                }
-                None => Err(self.malformed(at, format!("unknown entity &{};", bounded_name(r)))),
-            }
+        }
+        Ok(())
+    }
+
+    /// The qualified name and the raw attribute text of a tag quick-xml read, as
+    /// slices of the input.
+    fn tag_parts(&self, e: &BytesStart<'_>, at: u64) -> Result<(&'a [u8], &'a [u8]), Error> {
+        let qname = reborrow(self.doc, e.name().into_inner());
+        let attrs = reborrow(self.doc, e.attributes_raw());
+        match (qname, attrs) {
+            (Some(q), Some(a)) => Ok((q, a)),
+            _ => Err(self.malformed(at, "tag not borrowed from the input")),
         }
     }
 
-    /// The attributes of a start tag, as slices of the input.
-    fn raw_attrs(&self, e: &BytesStart<'a>, at: u64) -> Result<(RawAttrs<'a>, u64), Error> {
-        let raw = reborrow(self.doc, e.attributes_raw())
-            .ok_or_else(|| self.malformed(at, "attributes not borrowed from the input"))?;
-        // '<' plus the name come before the attribute text.
-        let base = at + 1 + (e.len() - raw.len()) as u64;
-        Ok((RawAttrs::new(raw), base))
+    /// The attributes of a start tag. Error offsets come from the slice's place in `doc`.
+    fn raw_attrs(&self, attrs: &'a [u8]) -> (RawAttrs<'a>, u64) {
+        let base = (attrs.as_ptr() as usize).saturating_sub(self.doc.as_ptr() as usize);
+        (RawAttrs::new(attrs), base as u64)
     }
 
     /// Records `xmlns` / `xmlns:p` declarations of an element on the Inform's path.
-    fn scan_namespaces(&mut self, e: &BytesStart<'a>, depth: usize, at: u64) -> Result<(), Error> {
-        let (attrs, base) = self.raw_attrs(e, at)?;
+    fn scan_namespaces(&mut self, attrs: &'a [u8], depth: usize, _at: u64) -> Result<(), Error> {
+        let (attrs, base) = self.raw_attrs(attrs);
         for attr in attrs {
             let (key, value) = attr.map_err(|(pos, what)| {
                 self.malformed(base + pos as u64, format!("expected {what}"))
@@ -748,11 +863,11 @@ impl<'a, 'o> Parser<'a, 'o> {
     /// The value of the first attribute with this local name, decoded and unescaped.
     fn attribute(
         &mut self,
-        e: &BytesStart<'a>,
+        attrs: &'a [u8],
         local: &[u8],
         at: u64,
     ) -> Result<Option<Cow<'a, str>>, Error> {
-        let (attrs, base) = self.raw_attrs(e, at)?;
+        let (attrs, base) = self.raw_attrs(attrs);
         for attr in attrs {
             let (key, value) = attr.map_err(|(pos, what)| {
                 self.malformed(base + pos as u64, format!("expected {what}"))
@@ -793,8 +908,8 @@ impl<'a, 'o> Parser<'a, 'o> {
     }
 
     /// Reads the count of an `arrayType="cwmp:EventStruct[N]"` attribute.
-    fn array_count(&mut self, e: &BytesStart<'a>, at: u64) -> Result<Option<u64>, Error> {
-        let Some(value) = self.attribute(e, b"arrayType", at)? else {
+    fn array_count(&mut self, attrs: &'a [u8], at: u64) -> Result<Option<u64>, Error> {
+        let Some(value) = self.attribute(attrs, b"arrayType", at)? else {
             self.warn(Warning::MissingArrayType);
             return Ok(None);
         };
@@ -853,13 +968,15 @@ fn parse_bool(text: &str, warnings: &mut crate::Warnings) -> Option<bool> {
 }
 
 fn has_duplicate_names(params: &[Param<'_>]) -> bool {
-    if params.len() <= 32 {
+    if params.len() <= 16 {
         return params
             .iter()
             .enumerate()
             .any(|(i, p)| params[..i].iter().any(|q| q.name == p.name));
     }
-    let mut names: Vec<&str> = params.iter().map(|p| p.name.as_ref()).collect();
-    names.sort_unstable();
-    names.windows(2).any(|w| w[0] == w[1])
+    let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+        params.len(),
+        foldhash::fast::FixedState::default(),
+    );
+    !params.iter().all(|p| seen.insert(p.name.as_ref()))
 }

@@ -318,6 +318,7 @@ proptest! {
     fn any_wire_style_gives_back_the_inform(m in model(), s in style()) {
         let wire = write(&m, &s);
         let got = extract(wire.as_bytes(), &Options::default());
+        prop_assert_eq!(&got, &cwmp_inform::extract_event_by_event(wire.as_bytes(), &Options::default()));
         let inform = match got {
             Ok(i) => i,
             Err(e) => return Err(TestCaseError::fail(format!("{e}\n{wire}"))),
