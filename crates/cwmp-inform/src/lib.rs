@@ -121,10 +121,7 @@ pub fn extract<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Err
 /// shortcut for text-only elements. For tests and fuzzing, which check that both
 /// give the same result on every input; not part of the API.
 #[doc(hidden)]
-pub fn extract_event_by_event<'a>(
-    input: &'a [u8],
-    options: &Options,
-) -> Result<Inform<'a>, Error> {
+pub fn extract_event_by_event<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Error> {
     extract_with(input, options, false)
 }
 

@@ -368,7 +368,8 @@ impl<'a, 'o> Parser<'a, 'o> {
             return self.close(ctx, at);
         };
         self.stack.push(ctx);
-        let offset_of = |part: &[u8]| base + (part.as_ptr() as usize - input.as_ptr() as usize) as u64;
+        let offset_of =
+            |part: &[u8]| base + (part.as_ptr() as usize - input.as_ptr() as usize) as u64;
         // The scan has checked every reference: each `&` has its `;` and resolves.
         while let Some(amp) = leaf.has_refs.then(|| memchr::memchr(b'&', text)).flatten() {
             if amp > 0 {

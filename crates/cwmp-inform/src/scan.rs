@@ -196,9 +196,15 @@ mod tests {
     #[test]
     fn leaves() {
         let l = leaf("<Name>A.B</Name>rest").expect("leaf");
-        assert_eq!((l.qname, l.text, l.end, l.stop), (&b"Name"[..], Some(&b"A.B"[..]), 9, 16));
+        assert_eq!(
+            (l.qname, l.text, l.end, l.stop),
+            (&b"Name"[..], Some(&b"A.B"[..]), 9, 16)
+        );
         let l = leaf("<Value xsi:type=\"a>b\" />").expect("empty");
-        assert_eq!((l.qname, l.attrs, l.text), (&b"Value"[..], &b" xsi:type=\"a>b\" "[..], None));
+        assert_eq!(
+            (l.qname, l.attrs, l.text),
+            (&b"Value"[..], &b" xsi:type=\"a>b\" "[..], None)
+        );
         let l = leaf("<V a='x\"'>t&amp;u</V \n>").expect("quotes, refs, end-tag space");
         assert!(l.has_refs);
         assert_eq!(l.stop, 23);

@@ -23,6 +23,7 @@
 //! ```
 
 mod device_id;
+mod json;
 mod kind;
 mod record;
 mod time;

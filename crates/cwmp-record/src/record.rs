@@ -284,9 +284,12 @@ impl<'a> EventRecord<'a> {
         self.events.iter().any(|e| e.kind == kind)
     }
 
-    /// Appends the record as one line of JSON (no trailing newline).
+    /// Appends the record as one line of JSON (no trailing newline): exactly what
+    /// `serde_json` makes of the `Serialize` derive, written without serde's generic
+    /// path. It cannot fail; the `Result` is kept for callers that write elsewhere.
     pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), RecordError> {
-        serde_json::to_writer(out, self).map_err(RecordError::Encode)
+        crate::json::write(self, out);
+        Ok(())
     }
 
     /// The record as JSON bytes.

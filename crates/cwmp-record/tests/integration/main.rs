@@ -1,8 +1,10 @@
 //! Integration tests of extraction plus record building: the documented test
-//! vectors with golden records, and the public corpus of real Informs.
+//! vectors with golden records, the public corpus of real Informs, and the JSON
+//! encoder against serde on random records.
 
 mod corpus;
 mod documents;
+mod json;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,13 @@ pub fn outcome(bytes: &[u8], name: &str) -> serde_json::Value {
             };
             let record = EventRecord::from_inform(inform, meta);
             let json = record.to_json().expect("encode");
+            // The hand-written encoder writes exactly what serde's derive would.
+            let serde = serde_json::to_vec(&record).expect("serde encode");
+            assert_eq!(
+                String::from_utf8_lossy(&json),
+                String::from_utf8_lossy(&serde),
+                "{name}: encoder and serde differ"
+            );
             let value: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
             // Decoding with simd-json must give back the same record.
             let mut buf = json.clone();
