@@ -1,11 +1,17 @@
 //! Feeds arbitrary bytes to the extractor and, when it accepts them, builds and
-//! round-trips the EventRecord. Any panic, hang or runaway allocation is a bug.
+//! round-trips the EventRecord. Any panic, hang or runaway allocation is a bug, and
+//! so is any difference between the parser's shortcut for text-only elements and
+//! plain quick-xml events (`extract_event_by_event`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let options = cwmp_inform::Options::default();
+    assert_eq!(
+        cwmp_inform::extract(data, &options),
+        cwmp_inform::extract_event_by_event(data, &options)
+    );
     match cwmp_inform::extract(data, &options) {
         Ok(inform) => {
             assert!(!inform.device_id.oui.is_empty());
