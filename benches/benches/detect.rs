@@ -28,9 +28,7 @@ fn base_record() -> Value {
         source: Source::kafka("cwmp.informs.raw", 0, 0),
         ..Meta::default()
     };
-    let json = EventRecord::from_inform(inform, meta)
-        .to_json()
-        .expect("json");
+    let json = EventRecord::from_inform(inform, meta).to_json();
     serde_json::from_slice(&json).expect("value")
 }
 

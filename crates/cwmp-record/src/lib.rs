@@ -17,7 +17,7 @@
 //! let inform = cwmp_inform::extract(body, &Default::default()).unwrap();
 //! let record = EventRecord::from_inform(inform, Meta { source: Source::file("x.xml", None), ..Meta::default() });
 //! assert_eq!(record.device_id, "00D09E-IGD-S%2D1");
-//! let mut json = record.to_json().unwrap();
+//! let mut json = record.to_json();
 //! let back = EventRecord::from_json(&mut json).unwrap();
 //! assert_eq!(back, record);
 //! ```

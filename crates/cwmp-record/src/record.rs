@@ -286,17 +286,16 @@ impl<'a> EventRecord<'a> {
 
     /// Appends the record as one line of JSON (no trailing newline): exactly what
     /// `serde_json` makes of the `Serialize` derive, written without serde's generic
-    /// path. It cannot fail; the `Result` is kept for callers that write elsewhere.
-    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    /// path. Writing into memory cannot fail.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         crate::json::write(self, out);
-        Ok(())
     }
 
     /// The record as JSON bytes.
-    pub fn to_json(&self) -> Result<Vec<u8>, RecordError> {
+    pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
-        self.write_json(&mut out)?;
-        Ok(out)
+        self.write_json(&mut out);
+        out
     }
 
     /// Decodes a record with simd-json. simd-json parses in place, so the buffer is
@@ -369,12 +368,10 @@ impl<'a> EventRecord<'a> {
     }
 }
 
-/// Why a record could not be encoded or decoded.
+/// Why a record could not be decoded.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RecordError {
-    /// JSON encoding failed (only possible with a failing writer).
-    Encode(serde_json::Error),
     /// The bytes are not a valid EventRecord JSON document.
     Decode(simd_json::Error),
     /// A record of a schema version this crate does not read.
@@ -384,7 +381,6 @@ pub enum RecordError {
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RecordError::Encode(e) => write!(f, "cannot encode record: {e}"),
             RecordError::Decode(e) => write!(f, "cannot decode record: {e}"),
             RecordError::Schema(v) => write!(f, "unsupported record schema {v}"),
         }
@@ -394,7 +390,6 @@ impl std::fmt::Display for RecordError {
 impl std::error::Error for RecordError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RecordError::Encode(e) => Some(e),
             RecordError::Decode(e) => Some(e),
             RecordError::Schema(_) => None,
         }
@@ -413,12 +408,8 @@ mod tests {
             source: Source::kafka("t", 3, 991),
             ..Meta::default()
         };
-        let json = String::from_utf8(
-            EventRecord::from_inform(inform, meta)
-                .to_json()
-                .expect("json"),
-        )
-        .expect("utf8");
+        let json =
+            String::from_utf8(EventRecord::from_inform(inform, meta).to_json()).expect("utf8");
         let order = [
             "\"schema\"",
             "\"device_id\"",

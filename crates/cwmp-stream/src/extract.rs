@@ -59,9 +59,7 @@ impl<W: Write> Printer<W> {
         self.line.clear();
         match to_record(message, Transport::default(), source.clone(), options) {
             Ok(record) => {
-                record
-                    .write_json(&mut self.line)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
+                record.write_json(&mut self.line);
                 self.tally.records += 1;
             }
             Err(err) => {

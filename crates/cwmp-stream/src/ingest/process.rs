@@ -120,12 +120,7 @@ fn try_process(message: &OwnedMessage, options: &Options) -> Result<Outcome, Inp
         record.received_at_ms = message.timestamp().to_millis();
     }
     let mut json = Vec::with_capacity(payload.len() + 256);
-    record
-        .write_json(&mut json)
-        .map_err(|e| InputError::Envelope {
-            offset: 0,
-            reason: e.to_string(),
-        })?;
+    record.write_json(&mut json);
     let warnings = cwmp_inform::Warning::ALL
         .iter()
         .filter(|w| record.warnings.iter().any(|r| r == w.as_str()))
