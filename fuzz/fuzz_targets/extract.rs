@@ -8,11 +8,12 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let options = cwmp_inform::Options::default();
+    let extracted = cwmp_inform::extract(data, &options);
     assert_eq!(
-        cwmp_inform::extract(data, &options),
+        extracted,
         cwmp_inform::extract_event_by_event(data, &options)
     );
-    match cwmp_inform::extract(data, &options) {
+    match extracted {
         Ok(inform) => {
             assert!(!inform.device_id.oui.is_empty());
             assert!(!inform.device_id.serial_number.is_empty());

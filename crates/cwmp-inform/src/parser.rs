@@ -12,7 +12,7 @@ use quick_xml::Reader;
 use crate::attrs::{local_name, prefix, RawAttrs};
 use crate::error::{bounded_name, Error};
 use crate::inform::{Event, Inform, Param, Warning};
-use crate::scan::{self, resolve_reference, Leaf, Resolved};
+use crate::scan::{self, Leaf};
 use crate::text::{is_xml_ws, trim, Charset, TextAcc};
 use crate::Options;
 
@@ -313,9 +313,9 @@ impl<'a, 'o> Parser<'a, 'o> {
     /// space before it, straight from the input instead of as three or more quick-xml
     /// events: most of an Inform is such elements. The element goes through the same
     /// `open`, text and `close` steps its events would, so the outcome is the same.
-    /// Anything [`Leaf::scan`] does not read exactly as quick-xml would (nested markup,
-    /// CDATA, comments, a reference that does not resolve, a mismatched end tag) is
-    /// left untouched to quick-xml, which reads it or reports the error.
+    /// Anything [`scan::leaf`] does not read exactly as quick-xml would (nested markup,
+    /// CDATA, comments, a reference without its `;`, a mismatched end tag) is left
+    /// untouched to quick-xml, which reads it or reports the error.
     ///
     /// Called only right after a tag, where quick-xml waits for text, and never inside
     /// a kept field, where white space is content. Returns whether it took anything.
@@ -362,15 +362,15 @@ impl<'a, 'o> Parser<'a, 'o> {
     /// Opens, fills and closes a text-only element read by `shortcut`; `input` is what
     /// `scan::leaf` read, starting at `base` in the document.
     fn take_leaf(&mut self, leaf: &Leaf<'a>, input: &'a [u8], base: u64) -> Result<(), Error> {
-        let at = base + leaf.start as u64;
-        let ctx = self.open(leaf.qname, leaf.attrs, at)?;
+        let ctx = self.open(leaf.qname, leaf.attrs, base)?;
         let Some(mut text) = leaf.text else {
-            return self.close(ctx, at);
+            return self.close(ctx, base);
         };
         self.stack.push(ctx);
         let offset_of =
             |part: &[u8]| base + (part.as_ptr() as usize - input.as_ptr() as usize) as u64;
-        // The scan has checked every reference: each `&` has its `;` and resolves.
+        // The scan has checked that each `&` has its `;`; `reference` resolves it or
+        // gives the error quick-xml's event would have led to.
         while let Some(amp) = leaf.has_refs.then(|| memchr::memchr(b'&', text)).flatten() {
             if amp > 0 {
                 self.text_piece(&text[..amp], offset_of(text))?;
@@ -430,7 +430,7 @@ impl<'a, 'o> Parser<'a, 'o> {
                     reason: format!("root element is {:?}, not Envelope", bounded_name(local)),
                 });
             }
-            self.scan_namespaces(attrs, depth, at)?;
+            self.scan_namespaces(attrs, depth)?;
             let prefix = prefix(qname);
             match self.lookup_namespace(prefix, at)? {
                 Some(uri) if SOAP_ENVELOPE_NAMESPACES.contains(&uri.as_ref()) => {}
@@ -458,11 +458,11 @@ impl<'a, 'o> Parser<'a, 'o> {
         let ctx = match parent {
             Ctx::Envelope => match local {
                 b"Header" => {
-                    self.scan_namespaces(attrs, depth, at)?;
+                    self.scan_namespaces(attrs, depth)?;
                     Ctx::Header
                 }
                 b"Body" => {
-                    self.scan_namespaces(attrs, depth, at)?;
+                    self.scan_namespaces(attrs, depth)?;
                     self.body_seen = true;
                     Ctx::Body
                 }
@@ -482,7 +482,7 @@ impl<'a, 'o> Parser<'a, 'o> {
                     self.warn(Warning::UnknownElement);
                     Ctx::Skip
                 } else if local == b"Inform" {
-                    self.scan_namespaces(attrs, depth, at)?;
+                    self.scan_namespaces(attrs, depth)?;
                     self.out.namespace = self.lookup_namespace(prefix(qname), at)?;
                     self.inform_depth = Some(depth);
                     Ctx::Inform
@@ -603,7 +603,7 @@ impl<'a, 'o> Parser<'a, 'o> {
     fn close(&mut self, ctx: Ctx, at: u64) -> Result<(), Error> {
         match ctx {
             Ctx::Field(field) => self.store_field(field, at),
-            Ctx::EventStruct => self.close_event_struct(at),
+            Ctx::EventStruct => self.close_event_struct(),
             Ctx::ParamStruct => self.close_param_struct(at),
             Ctx::EventList => {
                 self.check_array(self.events_count);
@@ -682,7 +682,7 @@ impl<'a, 'o> Parser<'a, 'o> {
         Ok(())
     }
 
-    fn close_event_struct(&mut self, _at: u64) -> Result<(), Error> {
+    fn close_event_struct(&mut self) -> Result<(), Error> {
         self.events_count.present += 1;
         let command_key = self.event.command_key.take().unwrap_or(Cow::Borrowed(""));
         match self.event.codes.len() {
@@ -834,7 +834,7 @@ impl<'a, 'o> Parser<'a, 'o> {
     }
 
     /// Records `xmlns` / `xmlns:p` declarations of an element on the Inform's path.
-    fn scan_namespaces(&mut self, attrs: &'a [u8], depth: usize, _at: u64) -> Result<(), Error> {
+    fn scan_namespaces(&mut self, attrs: &'a [u8], depth: usize) -> Result<(), Error> {
         let (attrs, base) = self.raw_attrs(attrs);
         for attr in attrs {
             let (key, value) = attr.map_err(|(pos, what)| {
@@ -931,6 +931,26 @@ impl<'a, 'o> Parser<'a, 'o> {
                 Ok(None)
             }
         }
+    }
+}
+
+/// What a reference stands for.
+enum Resolved {
+    Char(char),
+    Str(&'static str),
+}
+
+/// Resolves the text between `&` and `;` the way quick-xml does: a character
+/// reference or one of the five predefined entities; `None` for anything else.
+fn resolve_reference(raw: &[u8]) -> Option<Resolved> {
+    let name = std::str::from_utf8(raw).ok()?;
+    if name.starts_with('#') {
+        match quick_xml::events::BytesRef::new(name).resolve_char_ref() {
+            Ok(Some(c)) => Some(Resolved::Char(c)),
+            Ok(None) | Err(_) => None,
+        }
+    } else {
+        quick_xml::escape::resolve_predefined_entity(name).map(Resolved::Str)
     }
 }
 

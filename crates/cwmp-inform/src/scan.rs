@@ -7,7 +7,7 @@
 //! `>` outside quotes, its name ends at white space, a trailing `/` makes it empty; an
 //! end tag ends at the first `>` and may hold white space after its name. Whatever is
 //! not plain — CDATA, comments, processing instructions, child elements, a reference
-//! that would not resolve, a mismatched or unfinished tag — gives
+//! without its `;`, a mismatched or unfinished tag — gives
 //! `None`, and the parser leaves it to quick-xml. `tests/integration/shortcut.rs`
 //! checks that both ways give the same result on every input.
 
@@ -21,11 +21,9 @@ pub(crate) struct Leaf<'a> {
     pub(crate) attrs: &'a [u8],
     /// The content between the tags; `None` for an empty-element tag (`<Value/>`).
     pub(crate) text: Option<&'a [u8]>,
-    /// Whether the text holds a reference (`&`); each is complete and resolves.
+    /// Whether the text holds a reference (`&`); each is complete (has its `;`).
     pub(crate) has_refs: bool,
-    /// Where its start tag begins.
-    pub(crate) start: usize,
-    /// Where its end tag begins (its start for an empty-element tag).
+    /// Where its end tag begins (0, its start, for an empty-element tag).
     pub(crate) end: usize,
     /// One past its last byte.
     pub(crate) stop: usize,
@@ -34,7 +32,7 @@ pub(crate) struct Leaf<'a> {
 /// Reads the text-only element that starts `input` (at its `<`), or `None` when it
 /// is not plain.
 pub(crate) fn leaf(input: &[u8]) -> Option<Leaf<'_>> {
-    let tag = start_tag(input, 0)?;
+    let tag = start_tag(input)?;
     if tag.empty {
         return Some(Leaf {
             qname: tag.qname,
@@ -43,7 +41,7 @@ pub(crate) fn leaf(input: &[u8]) -> Option<Leaf<'_>> {
             ..Leaf::default()
         });
     }
-    leaf_body(input, 0, tag)
+    leaf_body(input, tag)
 }
 
 /// A start tag: its name, attribute text, whether it is empty, and one past its `>`.
@@ -54,16 +52,16 @@ struct StartTag<'a> {
     stop: usize,
 }
 
-/// Reads the start tag at `at` (its `<`).
-fn start_tag(input: &[u8], at: usize) -> Option<StartTag<'_>> {
+/// Reads the start tag that begins `input` (at its `<`).
+fn start_tag(input: &[u8]) -> Option<StartTag<'_>> {
     // `</`, `<!` and `<?` start other markup; odd names are left to quick-xml.
     if !input
-        .get(at + 1)
+        .get(1)
         .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
     {
         return None;
     }
-    let body = &input[at + 1..];
+    let body = &input[1..];
     let name_len = body
         .iter()
         .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/' | b'"' | b'\''))?;
@@ -83,12 +81,12 @@ fn start_tag(input: &[u8], at: usize) -> Option<StartTag<'_>> {
         qname,
         attrs: &body[name_len..attrs_end.max(name_len)],
         empty,
-        stop: at + 1 + gt + 1,
+        stop: 1 + gt + 1,
     })
 }
 
-/// Reads text up to the end tag of the (non-empty) start tag `tag` that began at `at`.
-fn leaf_body<'a>(input: &'a [u8], at: usize, tag: StartTag<'a>) -> Option<Leaf<'a>> {
+/// Reads text up to the end tag of the (non-empty) start tag `tag`.
+fn leaf_body<'a>(input: &'a [u8], tag: StartTag<'a>) -> Option<Leaf<'a>> {
     let content = tag.stop;
     let (lt, has_refs) = match find2(b'<', b'&', &input[content..])? {
         i if input[content + i] == b'<' => (content + i, false),
@@ -98,7 +96,7 @@ fn leaf_body<'a>(input: &'a [u8], at: usize, tag: StartTag<'a>) -> Option<Leaf<'
         ),
     };
     let text = &input[content..lt];
-    if has_refs && !references_resolve(text) {
+    if has_refs && !references_complete(text) {
         return None;
     }
     Some(Leaf {
@@ -106,7 +104,6 @@ fn leaf_body<'a>(input: &'a [u8], at: usize, tag: StartTag<'a>) -> Option<Leaf<'
         attrs: tag.attrs,
         text: Some(text),
         has_refs,
-        start: at,
         end: lt,
         stop: end_tag(input, lt, tag.qname)?,
     })
@@ -149,40 +146,18 @@ fn find2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
     }
 }
 
-/// Whether every `&` in `text` starts a reference quick-xml would read (a `;` comes
-/// before any other `&`) and that reference resolves.
-fn references_resolve(mut text: &[u8]) -> bool {
+/// Whether every `&` in `text` starts a reference quick-xml would read: a `;` comes
+/// before any other `&`. Whether it resolves is the parser's to say, with the error
+/// quick-xml's event would have led to.
+fn references_complete(mut text: &[u8]) -> bool {
     while let Some(amp) = memchr::memchr(b'&', text) {
         let after = &text[amp + 1..];
-        let Some(end) = memchr::memchr2(b';', b'&', after) else {
-            return false;
-        };
-        if after[end] != b';' || resolve_reference(&after[..end]).is_none() {
-            return false;
+        match memchr::memchr2(b';', b'&', after) {
+            Some(end) if after[end] == b';' => text = &after[end + 1..],
+            _ => return false,
         }
-        text = &after[end + 1..];
     }
     true
-}
-
-/// What a reference stands for.
-pub(crate) enum Resolved {
-    Char(char),
-    Str(&'static str),
-}
-
-/// Resolves the text between `&` and `;` the way quick-xml does: a character
-/// reference or one of the five predefined entities; `None` for anything else.
-pub(crate) fn resolve_reference(raw: &[u8]) -> Option<Resolved> {
-    let name = std::str::from_utf8(raw).ok()?;
-    if name.starts_with('#') {
-        match quick_xml::events::BytesRef::new(name).resolve_char_ref() {
-            Ok(Some(c)) => Some(Resolved::Char(c)),
-            Ok(None) | Err(_) => None,
-        }
-    } else {
-        quick_xml::escape::resolve_predefined_entity(name).map(Resolved::Str)
-    }
 }
 
 #[cfg(test)]
@@ -212,7 +187,7 @@ mod tests {
             "<V>a<![CDATA[b]]></V>",
             "<V>a<!-- c --></V>",
             "<V>a&b</V>",
-            "<V>a&nbsp;</V>",
+            "<V>a&amp b&lt;</V>",
             "<V>a</W>",
             "<V>a</Vx>",
             "<V>a</V",
