@@ -69,8 +69,7 @@ impl<'a> Iterator for RawAttrs<'a> {
             _ => return self.fail("a quoted attribute value"),
         };
         let value_start = self.pos + 1;
-        // Values are short: a plain loop beats a vector search.
-        let Some(len) = self.buf[value_start..].iter().position(|&b| b == quote) else {
+        let Some(len) = crate::scan::find1(quote, &self.buf[value_start..]) else {
             return self.fail("the closing quote of an attribute value");
         };
         let value = &self.buf[value_start..value_start + len];
@@ -81,7 +80,7 @@ impl<'a> Iterator for RawAttrs<'a> {
 
 /// The part of a qualified name after the colon (the whole name when there is none).
 pub(crate) fn local_name(name: &[u8]) -> &[u8] {
-    match name.iter().rposition(|&b| b == b':') {
+    match last_colon(name) {
         Some(i) => &name[i + 1..],
         None => name,
     }
@@ -89,15 +88,59 @@ pub(crate) fn local_name(name: &[u8]) -> &[u8] {
 
 /// The part of a qualified name before the colon (empty when there is none).
 pub(crate) fn prefix(name: &[u8]) -> &[u8] {
-    match name.iter().rposition(|&b| b == b':') {
+    match last_colon(name) {
         Some(i) => &name[..i],
         None => &[],
     }
 }
 
+/// Where the last `:` of a name is. Every element name is looked at, so eight bytes
+/// at a time from the end until a word holds one, then byte by byte in that word.
+fn last_colon(name: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut end = name.len();
+    while let Some(word) = name[..end].last_chunk::<8>() {
+        let x = u64::from_ne_bytes(*word) ^ (LOW * u64::from(b':'));
+        if x.wrapping_sub(LOW) & !x & HIGH != 0 {
+            break;
+        }
+        end -= 8;
+    }
+    name[..end].iter().rposition(|&b| b == b':')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names() {
+        for (name, local, prefix_) in [
+            ("Envelope", "Envelope", ""),
+            ("soap:Envelope", "Envelope", "soap"),
+            ("SOAP-ENV:Envelope", "Envelope", "SOAP-ENV"),
+            ("cwmp:ParameterValueStruct", "ParameterValueStruct", "cwmp"),
+            ("a:b:ParameterValueStruct", "ParameterValueStruct", "a:b"),
+            ("ParameterValueStruct:", "", "ParameterValueStruct"),
+            (":x", "x", ""),
+            ("", "", ""),
+        ] {
+            assert_eq!(local_name(name.as_bytes()), local.as_bytes(), "{name}");
+            assert_eq!(prefix(name.as_bytes()), prefix_.as_bytes(), "{name}");
+        }
+        // Against a byte loop, a colon in every place of names of every length.
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut name = vec![b'N'; len];
+                if at < len {
+                    name[at] = b':';
+                }
+                let slow = name.iter().rposition(|&b| b == b':');
+                assert_eq!(last_colon(&name), slow, "colon at {at} of {len}");
+            }
+        }
+    }
 
     fn all(buf: &str) -> Result<Vec<(String, String)>, (usize, &'static str)> {
         RawAttrs::new(buf.as_bytes())
@@ -143,13 +186,5 @@ mod tests {
             Err((6, "white space between attributes"))
         );
         assert_eq!(all(" =\"1\""), Err((1, "an attribute name")));
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(local_name(b"soap:Envelope"), b"Envelope");
-        assert_eq!(local_name(b"Envelope"), b"Envelope");
-        assert_eq!(prefix(b"soap:Envelope"), b"soap");
-        assert_eq!(prefix(b"Envelope"), b"");
     }
 }

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use quick_xml::errors::IllFormedError;
 use quick_xml::events::{BytesStart, Event as XmlEvent};
 use quick_xml::Reader;
 
@@ -21,6 +22,9 @@ const SOAP_ENVELOPE_NAMESPACES: &[&str] = &[
     "http://schemas.xmlsoap.org/soap/envelope/",
     "http://www.w3.org/2003/05/soap-envelope",
 ];
+
+/// A UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Where an open element sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,13 @@ fn inform_child_rank(ctx: Ctx) -> Option<u8> {
     }
 }
 
+/// An open element: where it sits, and its qualified name, which its end tag must repeat.
+#[derive(Debug, Clone, Copy)]
+struct Open<'a> {
+    ctx: Ctx,
+    qname: &'a [u8],
+}
+
 /// What `arrayType` said, checked against what was present when the array closes.
 #[derive(Debug, Default, Clone, Copy)]
 struct ArrayCount {
@@ -113,10 +124,10 @@ pub(crate) struct Parser<'a, 'o> {
     /// Bytes taken from the reader's input by [`Parser::shortcut`] rather than by
     /// quick-xml, whose own offsets leave them out.
     skipped: u64,
-    /// Whether text-only elements are read by [`Parser::shortcut`] (off only to test
-    /// that it reads exactly what quick-xml's events give).
+    /// Whether plain markup is read by [`Parser::shortcut`] (off only to test that it
+    /// reads exactly what quick-xml's events give).
     shortcuts: bool,
-    stack: Vec<Ctx>,
+    stack: Vec<Open<'a>>,
     /// Namespace declarations seen on the Inform element and its ancestors:
     /// (depth, prefix, raw URI). Only those elements are scanned.
     ns: Vec<(usize, &'a [u8], &'a [u8])>,
@@ -146,7 +157,10 @@ impl<'a, 'o> Parser<'a, 'o> {
     ) -> Self {
         let mut reader = Reader::from_reader(doc);
         let config = reader.config_mut();
-        config.check_end_names = true;
+        // End names are checked against `stack`, not by quick-xml: most tags are read
+        // by `shortcut`, so quick-xml's own record of open elements is incomplete.
+        config.check_end_names = false;
+        config.allow_unmatched_ends = true;
         config.check_comments = false;
         config.trim_text_start = false;
         config.trim_text_end = false;
@@ -208,11 +222,14 @@ impl<'a, 'o> Parser<'a, 'o> {
     }
 
     pub(crate) fn run(mut self) -> Result<Inform<'a>, Error> {
-        // True right after a tag, where quick-xml waits for text and the input may be
-        // taken by `shortcut` instead.
-        let mut after_tag = false;
+        // True after any markup (not after text, whose end quick-xml has read past),
+        // where quick-xml waits for text and the input may be taken by `shortcut`
+        // instead. Also true before the first event, unless the document holds a byte
+        // order mark: quick-xml drops one found where it reads its first event.
+        let mut after_markup =
+            !memchr::memchr_iter(BOM[0], self.doc).any(|i| self.doc[i..].starts_with(BOM));
         loop {
-            if after_tag && self.shortcuts && self.shortcut()? {
+            if after_markup && self.shortcuts && self.shortcut()? {
                 continue;
             }
             let start = self.pos();
@@ -223,25 +240,19 @@ impl<'a, 'o> Parser<'a, 'o> {
                     return Err(self.malformed(at, e.to_string()));
                 }
             };
-            after_tag = matches!(
-                event,
-                XmlEvent::Start(_) | XmlEvent::Empty(_) | XmlEvent::End(_)
-            );
+            after_markup = !matches!(event, XmlEvent::Text(_));
             match event {
                 XmlEvent::Start(e) => {
                     let (qname, attrs) = self.tag_parts(&e, start)?;
                     let ctx = self.open(qname, attrs, start)?;
-                    self.stack.push(ctx);
+                    self.stack.push(Open { ctx, qname });
                 }
                 XmlEvent::Empty(e) => {
                     let (qname, attrs) = self.tag_parts(&e, start)?;
                     let ctx = self.open(qname, attrs, start)?;
                     self.close(ctx, start)?;
                 }
-                XmlEvent::End(_) => {
-                    // quick-xml has checked that the name matches the open element.
-                    self.end(start)?;
-                }
+                XmlEvent::End(e) => self.end_tag(e.name().into_inner(), start)?,
                 XmlEvent::Text(t) => {
                     let bytes: &'a [u8] = match t.into_inner() {
                         Cow::Borrowed(b) => b,
@@ -296,9 +307,25 @@ impl<'a, 'o> Parser<'a, 'o> {
         }
     }
 
+    /// Closes the innermost open element for an end tag named `name` starting at `at`,
+    /// with the errors quick-xml gives when it checks end names.
+    fn end_tag(&mut self, name: &[u8], at: u64) -> Result<(), Error> {
+        // quick-xml's messages decode names as UTF-8, or leave them empty.
+        let text = |b: &[u8]| std::str::from_utf8(b).unwrap_or_default().to_owned();
+        let ill_formed = match self.stack.last() {
+            Some(open) if open.qname == name => return self.end(at),
+            Some(open) => IllFormedError::MismatchedEndTag {
+                expected: text(open.qname),
+                found: text(name),
+            },
+            None => IllFormedError::UnmatchedEndTag(text(name)),
+        };
+        Err(self.malformed(at, quick_xml::Error::IllFormed(ill_formed).to_string()))
+    }
+
     /// Closes the innermost open element, whose end tag starts at `at`.
     fn end(&mut self, at: u64) -> Result<(), Error> {
-        let ctx = self
+        let Open { ctx, .. } = self
             .stack
             .pop()
             .ok_or_else(|| self.malformed(at, "end tag without start tag"))?;
@@ -309,18 +336,20 @@ impl<'a, 'o> Parser<'a, 'o> {
         self.close(ctx, at)
     }
 
-    /// Reads a text-only element (`<Name>text</Name>`, `<Value/>`), and the white
-    /// space before it, straight from the input instead of as three or more quick-xml
-    /// events: most of an Inform is such elements. The element goes through the same
-    /// `open`, text and `close` steps its events would, so the outcome is the same.
-    /// Anything [`scan::leaf`] does not read exactly as quick-xml would (nested markup,
-    /// CDATA, comments, a reference without its `;`, a mismatched end tag) is left
-    /// untouched to quick-xml, which reads it or reports the error.
+    /// Reads the next piece of plain markup, and the white space before it, straight
+    /// from the input instead of as quick-xml events: a start or end tag, or a
+    /// text-only element (`<Name>text</Name>`) whole. Most of an Inform is such markup.
+    /// Each goes through the same `open`, text, `end_tag` and `close` steps its events
+    /// would, so the outcome is the same. Anything [`scan`] does not read exactly as
+    /// quick-xml would (CDATA, comments, declarations, odd names, a reference without
+    /// its `;`, an unfinished tag) is left untouched to quick-xml, which reads it or
+    /// reports the error.
     ///
-    /// Called only right after a tag, where quick-xml waits for text, and never inside
-    /// a kept field, where white space is content. Returns whether it took anything.
+    /// Called only after markup, where quick-xml waits for text, and never inside a
+    /// kept field, where white space is content. Returns whether it took anything.
     fn shortcut(&mut self) -> Result<bool, Error> {
-        if matches!(self.stack.last(), Some(Ctx::Field(_))) {
+        let parent = self.stack.last().map(|open| open.ctx);
+        if matches!(parent, Some(Ctx::Field(_))) {
             return Ok(false);
         }
         let input: &'a [u8] = self.reader.get_ref();
@@ -334,10 +363,25 @@ impl<'a, 'o> Parser<'a, 'o> {
         // White space between tags outside a field means nothing to anyone.
         self.advance(ws);
         let input = &input[ws..];
-        // Only where children are text-only elements: elsewhere (the envelope's path,
-        // the arrays) the scan would only be repeated by quick-xml.
+        let at = self.pos();
+        if input.get(1) == Some(&b'/') {
+            let Some(open) = self.stack.last() else {
+                return Ok(false);
+            };
+            let Some(stop) = scan::end_tag(input, open.qname) else {
+                return Ok(false);
+            };
+            self.advance(stop);
+            self.end(at)?;
+            return Ok(true);
+        }
+        let Some(tag) = scan::start_tag(input) else {
+            return Ok(false);
+        };
+        // Text-only children are looked for only where they are expected: elsewhere
+        // (the envelope's path, the arrays) the search would be wasted.
         let leaves_expected = matches!(
-            self.stack.last(),
+            parent,
             Some(
                 Ctx::Header
                     | Ctx::Inform
@@ -347,26 +391,50 @@ impl<'a, 'o> Parser<'a, 'o> {
                     | Ctx::Skip
             )
         );
-        if !leaves_expected {
-            return Ok(false);
+        if !tag.empty && leaves_expected {
+            if let Some(leaf) = scan::leaf(input, &tag) {
+                self.advance(leaf.stop);
+                self.take_leaf(&tag, &leaf, input, at)?;
+                return Ok(true);
+            }
         }
-        let Some(leaf) = scan::leaf(input) else {
-            return Ok(false);
-        };
-        let base = self.pos();
-        self.advance(leaf.stop);
-        self.take_leaf(&leaf, input, base)?;
+        self.advance(tag.stop);
+        let ctx = self.open(tag.qname, tag.attrs, at)?;
+        if tag.empty {
+            self.close(ctx, at)?;
+        } else {
+            self.stack.push(Open {
+                ctx,
+                qname: tag.qname,
+            });
+        }
         Ok(true)
     }
 
     /// Opens, fills and closes a text-only element read by `shortcut`; `input` is what
-    /// `scan::leaf` read, starting at `base` in the document.
-    fn take_leaf(&mut self, leaf: &Leaf<'a>, input: &'a [u8], base: u64) -> Result<(), Error> {
-        let ctx = self.open(leaf.qname, leaf.attrs, base)?;
-        let Some(mut text) = leaf.text else {
-            return self.close(ctx, base);
-        };
-        self.stack.push(ctx);
+    /// the scan read, starting at `base` in the document.
+    fn take_leaf(
+        &mut self,
+        tag: &scan::StartTag<'a>,
+        leaf: &Leaf<'a>,
+        input: &'a [u8],
+        base: u64,
+    ) -> Result<(), Error> {
+        let ctx = self.open(tag.qname, tag.attrs, base)?;
+        let end = base + leaf.end as u64;
+        // The common case: a field whose text is a plain slice of the document, which
+        // the accumulator would only hand back. (Fields declare no namespaces, so
+        // there is nothing to put out of scope either.)
+        if let (Ctx::Field(field), false) = (ctx, leaf.has_refs) {
+            if let Some(text) = self.plain_text(leaf.text) {
+                return self.store_text(field, Cow::Borrowed(text), end);
+            }
+        }
+        self.stack.push(Open {
+            ctx,
+            qname: tag.qname,
+        });
+        let mut text = leaf.text;
         let offset_of =
             |part: &[u8]| base + (part.as_ptr() as usize - input.as_ptr() as usize) as u64;
         // The scan has checked that each `&` has its `;`; `reference` resolves it or
@@ -383,7 +451,14 @@ impl<'a, 'o> Parser<'a, 'o> {
         if !text.is_empty() {
             self.text_piece(text, offset_of(text))?;
         }
-        self.end(base + leaf.end as u64)
+        // The scan has checked that the end tag closes this element.
+        self.end(end)
+    }
+
+    /// `bytes` as text needing no decoding and no line-end normalization, if it is.
+    fn plain_text(&self, bytes: &'a [u8]) -> Option<&'a str> {
+        let text = substr(self.doc_str?, bytes)?;
+        (!self.doc_has_cr || memchr::memchr(b'\r', bytes).is_none()).then_some(text)
     }
 
     fn finish(self, at: u64) -> Result<Inform<'a>, Error> {
@@ -419,7 +494,7 @@ impl<'a, 'o> Parser<'a, 'o> {
             });
         }
         let local = local_name(qname);
-        let Some(&parent) = self.stack.last() else {
+        let Some(parent) = self.stack.last().map(|open| open.ctx) else {
             if self.root_seen {
                 return Err(self.malformed(at, "more than one root element"));
             }
@@ -628,6 +703,11 @@ impl<'a, 'o> Parser<'a, 'o> {
 
     fn store_field(&mut self, field: Field, at: u64) -> Result<(), Error> {
         let raw = self.text.take();
+        self.store_text(field, raw, at)
+    }
+
+    /// Stores the text of a field whose end tag starts at `at`.
+    fn store_text(&mut self, field: Field, raw: Cow<'a, str>, at: u64) -> Result<(), Error> {
         if field == Field::Value {
             if self.param.value.is_some() {
                 self.warn(Warning::DuplicateElement);
@@ -774,7 +854,7 @@ impl<'a, 'o> Parser<'a, 'o> {
     /// Adds a run of character data to the open field, or checks that text outside
     /// the root element is only white space.
     fn text_piece(&mut self, bytes: &'a [u8], at: u64) -> Result<(), Error> {
-        match self.stack.last() {
+        match self.stack.last().map(|open| open.ctx) {
             None => {
                 if bytes.iter().all(|&b| is_xml_ws(b)) {
                     Ok(())
@@ -807,7 +887,7 @@ impl<'a, 'o> Parser<'a, 'o> {
             };
             self.malformed(at, format!("{what} &{};", bounded_name(raw)))
         })?;
-        if matches!(self.stack.last(), Some(Ctx::Field(_))) {
+        if matches!(self.stack.last().map(|open| open.ctx), Some(Ctx::Field(_))) {
             match resolved {
                 Resolved::Char(c) => self.text.push_char(c),
                 Resolved::Str(s) => self.text.push_str(s),

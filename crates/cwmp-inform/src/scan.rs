@@ -1,59 +1,49 @@
-//! Reads the text-only elements of an Inform (`<Name>x</Name>`, `<Value/>`) straight
-//! from the bytes. Most of a message is made of them, and reading them here spares
-//! quick-xml's work per event: three events (start, text, end) become one scan.
-//! (Reading whole `ParameterValueStruct`s this way was tried and measured slower.)
+//! Reads plain markup straight from the bytes: start and end tags, and text-only
+//! elements (`<Name>x</Name>`) whole. An Inform is almost nothing else, and reading
+//! it here spares quick-xml's work per event; a text-only element's three events
+//! (start, text, end) become one scan. (Reading whole `ParameterValueStruct`s this
+//! way was tried and measured slower.)
 //!
 //! Tags are cut exactly where quick-xml 0.41 cuts them: a start tag ends at the first
 //! `>` outside quotes, its name ends at white space, a trailing `/` makes it empty; an
 //! end tag ends at the first `>` and may hold white space after its name. Whatever is
-//! not plain — CDATA, comments, processing instructions, child elements, a reference
-//! without its `;`, a mismatched or unfinished tag — gives
-//! `None`, and the parser leaves it to quick-xml. `tests/integration/shortcut.rs`
-//! checks that both ways give the same result on every input.
+//! not plain — CDATA, comments, processing instructions, declarations, odd names, a
+//! reference without its `;`, an unfinished tag — gives `None`, and the parser leaves
+//! it to quick-xml. `tests/integration/shortcut.rs` checks that both ways give the
+//! same result on every input.
 
 use crate::text::is_xml_ws;
 
-/// A text-only element. Offsets are from the start of the input given to [`leaf`].
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Leaf<'a> {
+/// A start tag. Offsets are from its `<`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StartTag<'a> {
     pub(crate) qname: &'a [u8],
     /// The raw attribute text after the name.
     pub(crate) attrs: &'a [u8],
-    /// The content between the tags; `None` for an empty-element tag (`<Value/>`).
-    pub(crate) text: Option<&'a [u8]>,
+    /// Whether it is an empty-element tag (`<Value/>`).
+    pub(crate) empty: bool,
+    /// One past its `>`.
+    pub(crate) stop: usize,
+}
+
+/// The rest of a text-only element after its start tag. Offsets are from the start
+/// tag's `<`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Leaf<'a> {
+    /// The content between the tags.
+    pub(crate) text: &'a [u8],
     /// Whether the text holds a reference (`&`); each is complete (has its `;`).
     pub(crate) has_refs: bool,
-    /// Where its end tag begins (0, its start, for an empty-element tag).
+    /// Where its end tag begins.
     pub(crate) end: usize,
     /// One past its last byte.
     pub(crate) stop: usize,
 }
 
-/// Reads the text-only element that starts `input` (at its `<`), or `None` when it
-/// is not plain.
-pub(crate) fn leaf(input: &[u8]) -> Option<Leaf<'_>> {
-    let tag = start_tag(input)?;
-    if tag.empty {
-        return Some(Leaf {
-            qname: tag.qname,
-            attrs: tag.attrs,
-            stop: tag.stop,
-            ..Leaf::default()
-        });
-    }
-    leaf_body(input, tag)
-}
-
-/// A start tag: its name, attribute text, whether it is empty, and one past its `>`.
-struct StartTag<'a> {
-    qname: &'a [u8],
-    attrs: &'a [u8],
-    empty: bool,
-    stop: usize,
-}
-
-/// Reads the start tag that begins `input` (at its `<`).
-fn start_tag(input: &[u8]) -> Option<StartTag<'_>> {
+/// Reads the start tag that begins `input` (at its `<`), or `None` when it is not
+/// plain (or not a start tag).
+#[inline(always)]
+pub(crate) fn start_tag(input: &[u8]) -> Option<StartTag<'_>> {
     // `</`, `<!` and `<?` start other markup; odd names are left to quick-xml.
     if !input
         .get(1)
@@ -62,9 +52,7 @@ fn start_tag(input: &[u8]) -> Option<StartTag<'_>> {
         return None;
     }
     let body = &input[1..];
-    let name_len = body
-        .iter()
-        .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/' | b'"' | b'\''))?;
+    let name_len = start_name_len(body)?;
     let qname = &body[..name_len];
     let (gt, empty) = match body[name_len] {
         b'>' => (name_len, false),
@@ -85,8 +73,64 @@ fn start_tag(input: &[u8]) -> Option<StartTag<'_>> {
     })
 }
 
-/// Reads text up to the end tag of the (non-empty) start tag `tag`.
-fn leaf_body<'a>(input: &'a [u8], tag: StartTag<'a>) -> Option<Leaf<'a>> {
+/// The bytes that end a start tag's name for quick-xml (white space, `>`), and those
+/// that make it odd (`/`, quotes): a table, as names are read byte by byte.
+static ENDS_START_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = matches!(
+            i as u8,
+            b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/' | b'"' | b'\''
+        );
+        i += 1;
+    }
+    table
+};
+
+/// Where a start tag's name (from just after its `<`) ends: at the first byte of
+/// [`ENDS_START_NAME`]. Eight bytes at a time while none of them can be one (all
+/// are `0x30` or above and none is `>`), then byte by byte.
+fn start_name_len(body: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = body.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+        let word = u64::from_le_bytes(*word);
+        // Some byte below 0x30, or some byte equal to `>` (exact as a whole, if
+        // not per byte: the byte loop below finds which).
+        let below = word.wrapping_sub(LOW * 0x30) & !word & HIGH;
+        let gt = word ^ (LOW * u64::from(b'>'));
+        let is_gt = gt.wrapping_sub(LOW) & !gt & HIGH;
+        if below | is_gt != 0 {
+            break;
+        }
+        i += 8;
+    }
+    body[i..]
+        .iter()
+        .position(|&b| ENDS_START_NAME[usize::from(b)])
+        .map(|n| i + n)
+}
+
+/// Reads the end tag of `qname` that begins `input` (at its `<`); gives one past its
+/// `>`. `None` when it is not plain or names another element: quick-xml then reads
+/// it, and the parser reports any mismatch with the name quick-xml read.
+pub(crate) fn end_tag(input: &[u8], qname: &[u8]) -> Option<usize> {
+    let rest = input.strip_prefix(b"</")?;
+    let rest = rest
+        .get(qname.len()..)
+        .filter(|_| same(&rest[..qname.len()], qname))?;
+    // quick-xml reads end tags as it reads start tags, quotes and all, and keeps
+    // white space after the name out of it.
+    let trail = rest.iter().position(|&b| !is_xml_ws(b))?;
+    (rest[trail] == b'>').then_some(2 + qname.len() + trail + 1)
+}
+
+/// Reads the text and end tag after `tag`, a non-empty start tag that begins `input`,
+/// or `None` when the element is not text-only or not plain.
+#[inline(always)]
+pub(crate) fn leaf<'a>(input: &'a [u8], tag: &StartTag<'a>) -> Option<Leaf<'a>> {
     let content = tag.stop;
     let (lt, has_refs) = match find2(b'<', b'&', &input[content..])? {
         i if input[content + i] == b'<' => (content + i, false),
@@ -100,44 +144,72 @@ fn leaf_body<'a>(input: &'a [u8], tag: StartTag<'a>) -> Option<Leaf<'a>> {
         return None;
     }
     Some(Leaf {
-        qname: tag.qname,
-        attrs: tag.attrs,
-        text: Some(text),
+        text,
         has_refs,
         end: lt,
-        stop: end_tag(input, lt, tag.qname)?,
+        stop: lt + end_tag(&input[lt..], tag.qname)?,
     })
 }
 
-/// Checks the end tag at `at` closes `qname`; gives one past its `>`.
-fn end_tag(input: &[u8], at: usize, qname: &[u8]) -> Option<usize> {
-    let rest = input.get(at..)?.strip_prefix(b"</")?.strip_prefix(qname)?;
-    let trail = rest.iter().position(|&b| !is_xml_ws(b))?;
-    (rest[trail] == b'>').then_some(at + 2 + qname.len() + trail + 1)
-}
-
 /// Where a start tag's text (from anywhere after its `<`) ends: the first `>` outside
-/// a single- or double-quoted run. Tags are short: plain loops beat vector searches.
+/// a single- or double-quoted run.
 fn start_tag_end(input: &[u8]) -> Option<usize> {
     let mut i = 0;
     loop {
-        i += input
-            .get(i..)?
-            .iter()
-            .position(|&b| b == b'>' || b == b'"' || b == b'\'')?;
+        i += find3(b'>', b'"', b'\'', input.get(i..)?)?;
         let quote = input[i];
         if quote == b'>' {
             return Some(i);
         }
         i += 1;
-        i += input.get(i..)?.iter().position(|&b| b == quote)? + 1;
+        i += find1(quote, input.get(i..)?)? + 1;
     }
 }
 
-/// The first `a` or `b` in `hay`. Most field texts are short: a plain loop over their
-/// start, then a vector search for the long ones.
+/// Whether two names are the same bytes, compared eight at a time: names are short
+/// and a call to `memcmp` costs more than the comparison.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a, mut b) = (a, b);
+    while let (Some((x, rest_a)), Some((y, rest_b))) =
+        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
+    {
+        if x != y {
+            return false;
+        }
+        (a, b) = (rest_a, rest_b);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// How far a plain loop looks before a vector search takes over: most names, values
+/// and attribute runs are shorter, and for those the loop is faster.
+const SHORT: usize = 16;
+
+/// The first `a` in `hay`: a plain loop over its start, a vector search beyond.
+pub(crate) fn find1(a: u8, hay: &[u8]) -> Option<usize> {
+    let head = &hay[..hay.len().min(SHORT)];
+    match head.iter().position(|&c| c == a) {
+        Some(i) => Some(i),
+        None if hay.len() > SHORT => memchr::memchr(a, &hay[SHORT..]).map(|i| i + SHORT),
+        None => None,
+    }
+}
+
+/// The first `a`, `b` or `c` in `hay`: a plain loop over its start, a vector search beyond.
+fn find3(a: u8, b: u8, c: u8, hay: &[u8]) -> Option<usize> {
+    let head = &hay[..hay.len().min(SHORT)];
+    match head.iter().position(|&x| x == a || x == b || x == c) {
+        Some(i) => Some(i),
+        None if hay.len() > SHORT => memchr::memchr3(a, b, c, &hay[SHORT..]).map(|i| i + SHORT),
+        None => None,
+    }
+}
+
+/// The first `a` or `b` in `hay`: a plain loop over its start, a vector search beyond.
 fn find2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
-    const SHORT: usize = 16;
     let head = &hay[..hay.len().min(SHORT)];
     match head.iter().position(|&c| c == a || c == b) {
         Some(i) => Some(i),
@@ -164,25 +236,88 @@ fn references_complete(mut text: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn leaf(input: &str) -> Option<Leaf<'_>> {
-        super::leaf(input.as_bytes())
+    /// The text and stop of a text-only element, or the empty tag's stop.
+    fn leaf(input: &str) -> Option<(Option<&[u8]>, usize)> {
+        let tag = start_tag(input.as_bytes())?;
+        if tag.empty {
+            return Some((None, tag.stop));
+        }
+        let leaf = super::leaf(input.as_bytes(), &tag)?;
+        Some((Some(leaf.text), leaf.stop))
+    }
+
+    #[test]
+    fn start_tags() {
+        let t = start_tag(b"<Value xsi:type=\"a>b\" />").expect("empty");
+        assert_eq!(
+            (t.qname, t.attrs, t.empty, t.stop),
+            (&b"Value"[..], &b" xsi:type=\"a>b\" "[..], true, 24)
+        );
+        let t = start_tag(b"<p:A>x").expect("start");
+        assert_eq!(
+            (t.qname, t.attrs, t.empty, t.stop),
+            (&b"p:A"[..], &b""[..], false, 5)
+        );
+        for not_plain in [
+            "</A>",
+            "<!-- x -->",
+            "<?pi?>",
+            "<1>",
+            "<a/b>",
+            "<a\"b>",
+            "<a",
+            "<a x='>",
+        ] {
+            assert!(start_tag(not_plain.as_bytes()).is_none(), "{not_plain}");
+        }
+    }
+
+    #[test]
+    fn start_names() {
+        for (body, len) in [
+            ("Envelope>", Some(8)),
+            ("soap:Envelope xmlns", Some(13)),
+            ("ParameterValueStruct/>", Some(20)),
+            ("a-b.c_d:e\"", Some(9)),
+            ("ABCDEFGHIJKLMNOP\tx", Some(16)),
+            ("ABCDEFGH'", Some(8)),
+            ("ABCDEFG\u{e9}\r", Some(9)),
+            ("ABCDEFGHIJKLMNOPQRSTUVWX", None),
+            ("", None),
+        ] {
+            assert_eq!(start_name_len(body.as_bytes()), len, "{body:?}");
+        }
+        // Against the byte loop alone, every byte in every place of a 20-byte name.
+        for at in 0..20 {
+            for b in 0..=255u8 {
+                let mut name = *b"ParameterValueStruct";
+                name[at] = b;
+                let slow = name.iter().position(|&c| ENDS_START_NAME[usize::from(c)]);
+                assert_eq!(start_name_len(&name), slow, "{b:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn end_tags() {
+        assert_eq!(end_tag(b"</p:A>x", b"p:A"), Some(6));
+        assert_eq!(end_tag(b"</A \r\n>", b"A"), Some(7));
+        for not_plain in [
+            "<A>", "</A", "</A B>", "</A ", "</A\"B>", "</A '>'>", "</AB>", "</B>",
+        ] {
+            assert!(end_tag(not_plain.as_bytes(), b"A").is_none(), "{not_plain}");
+        }
     }
 
     #[test]
     fn leaves() {
-        let l = leaf("<Name>A.B</Name>rest").expect("leaf");
-        assert_eq!(
-            (l.qname, l.text, l.end, l.stop),
-            (&b"Name"[..], Some(&b"A.B"[..]), 9, 16)
-        );
-        let l = leaf("<Value xsi:type=\"a>b\" />").expect("empty");
-        assert_eq!(
-            (l.qname, l.attrs, l.text),
-            (&b"Value"[..], &b" xsi:type=\"a>b\" "[..], None)
-        );
-        let l = leaf("<V a='x\"'>t&amp;u</V \n>").expect("quotes, refs, end-tag space");
+        assert_eq!(leaf("<Name>A.B</Name>rest"), Some((Some(&b"A.B"[..]), 16)));
+        assert_eq!(leaf("<Value xsi:type=\"a>b\" />"), Some((None, 24)));
+        let tag = start_tag(b"<V a='x\"'>t&amp;u</V \n>").expect("tag");
+        let l =
+            super::leaf(b"<V a='x\"'>t&amp;u</V \n>", &tag).expect("quotes, refs, end-tag space");
         assert!(l.has_refs);
-        assert_eq!(l.stop, 23);
+        assert_eq!((l.end, l.stop), (17, 23));
         for plain_no in [
             "<V>a<![CDATA[b]]></V>",
             "<V>a<!-- c --></V>",

@@ -1,8 +1,9 @@
-//! The parser reads text-only elements (`<Name>x</Name>`, `<Value/>`) straight from
-//! the input instead of as quick-xml events. These tests check that this shortcut
-//! changes nothing: on every input — the documented vectors, the real corpus, their
-//! truncations and mutations, and tags cut in every odd way — `extract` gives exactly
-//! what `extract_event_by_event` gives, to the last warning, offset and message.
+//! The parser reads plain markup — start and end tags, and text-only elements
+//! (`<Name>x</Name>`) whole — straight from the input instead of as quick-xml events.
+//! These tests check that this shortcut changes nothing: on every input — the
+//! documented vectors, the real corpus, their truncations and mutations, and tags cut
+//! in every odd way — `extract` gives exactly what `extract_event_by_event` gives, to
+//! the last warning, offset and message.
 
 use std::path::{Path, PathBuf};
 
@@ -115,6 +116,8 @@ fn odd_leaves() {
         "<Name>  A.B.  </Name><Value>  spaced  </Value>",
         "<Name>A.B.</Name><Value>\u{e9}\u{1F600}</Value>",
         "<Name>A.B.</Name><Value>]]></Value>",
+        "<Name>A.B.</Name><Value>\u{FEFF}<![CDATA[x]]></Value>",
+        "<Name>A.B.</Name><Value>\u{FEFF}x</Value>\u{FEFF}",
         "<Name>A.B.</Name>\n  <Value>x</Value>\n  <Value>y</Value>",
         "<Name>A.B.</Name><Unknown>x</Unknown><Value>v</Value>",
         "<Name>A.B.</Name><Unknown><Deeper>x</Deeper></Unknown><Value>v</Value>",
@@ -172,4 +175,112 @@ fn odd_leaves() {
     let inform = extract(doc.as_bytes(), &Options::default()).expect("parses");
     assert_eq!(inform.params.len(), 1);
     assert_eq!(inform.device_id.serial_number, "S&1");
+}
+
+/// Start and end tags of the envelope's structure written every way the shortcut
+/// must either read exactly as quick-xml does or leave to it, and byte order marks
+/// where quick-xml would drop one if it read its first event there.
+#[test]
+fn odd_structure() {
+    let doc = concat!(
+        r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
+        r#"xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap:Header><cwmp:ID soap:mustUnderstand="1">7</cwmp:ID></soap:Header>"#,
+        "<soap:Body><cwmp:Inform><DeviceId><Manufacturer>M</Manufacturer><OUI>00D09E</OUI>",
+        "<ProductClass/><SerialNumber>S1</SerialNumber></DeviceId>",
+        "<Event soap:arrayType=\"cwmp:EventStruct[1]\"><EventStruct><EventCode>1 BOOT</EventCode>",
+        "<CommandKey></CommandKey></EventStruct></Event><MaxEnvelopes>1</MaxEnvelopes>",
+        "<CurrentTime>2024-01-01T00:00:00Z</CurrentTime><RetryCount>0</RetryCount>",
+        "<ParameterList soap:arrayType=\"cwmp:ParameterValueStruct[1]\"><ParameterValueStruct>",
+        "<Name>A.B.</Name><Value>1</Value>",
+        "</ParameterValueStruct></ParameterList></cwmp:Inform></soap:Body></soap:Envelope>",
+    );
+    same(doc.as_bytes());
+    let end_tags = [
+        "</cwmp:Inform >",
+        "</cwmp:Inform\r\n\t>",
+        "</cwmp:Inform x=\"1\">",
+        "</cwmp:Inform x=\">\">",
+        "</cwmp:Inform\">",
+        "</cwmp:Inform'>'>",
+        "</cwmp:Informx>",
+        "</cwmp:Info>",
+        "</Inform>",
+        "</>",
+        "</ cwmp:Inform>",
+        "",
+        "</cwmp:Inform></cwmp:Inform>",
+        "</cwmp:Inform><!-- c -->",
+        "</cwmp:Inform>\u{FEFF}",
+        "</cwmp:Inform",
+    ];
+    for end in end_tags {
+        same(doc.replace("</cwmp:Inform>", end).as_bytes());
+        same(
+            doc.replace("</DeviceId>", &end.replace("cwmp:Inform", "DeviceId"))
+                .as_bytes(),
+        );
+        same(
+            doc.replace(
+                "</soap:Envelope>",
+                &end.replace("cwmp:Inform", "soap:Envelope"),
+            )
+            .as_bytes(),
+        );
+    }
+    let start_tags = [
+        "<soap:Body >",
+        "<soap:Body/>",
+        "<soap:Body x='>'>",
+        "<soap:Body\n\txmlns:c='urn:x'>",
+        "<soap:Body a=1>",
+        "<soap:Body a=\"1\"b=\"2\">",
+        "<soap:Body a=\"1\" a=\"2\">",
+        "<soap:Body/ >",
+        "<soap:Body\">",
+        "<soap:Body",
+        "<soap:Body><!-- c -->",
+        "<soap:Body>\u{FEFF}",
+        "<soap:Body><?pi?>",
+        "<soap:Body><![CDATA[x]]>",
+        "<soap:Body>&amp;",
+        "<soap:Body>&bogus;",
+    ];
+    for start in start_tags {
+        same(doc.replace("<soap:Body>", start).as_bytes());
+        same(
+            doc.replace("<DeviceId>", &start.replace("soap:Body", "DeviceId"))
+                .as_bytes(),
+        );
+        same(
+            doc.replace(
+                "<ParameterValueStruct>",
+                &start.replace("soap:Body", "ParameterValueStruct"),
+            )
+            .as_bytes(),
+        );
+    }
+    for before in [
+        "<?xml version=\"1.0\"?>",
+        "<?xml version=\"1.0\"?>\u{FEFF}",
+        "<?xml version=\"1.0\"?>\n\u{FEFF}\n",
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
+        "<!-- c -->",
+        "</x>",
+        "<x/>",
+        "<!DOCTYPE x>",
+        "\u{FEFF}",
+    ] {
+        same(format!("{before}{doc}").as_bytes());
+    }
+    for after in [
+        "</x>",
+        "<x/>",
+        "\u{FEFF}",
+        "<?xml version=\"1.0\"?>",
+        "text",
+        "<!-- c -->",
+    ] {
+        same(format!("{doc}{after}").as_bytes());
+        same(format!("{doc}\n{after}\n").as_bytes());
+    }
 }
