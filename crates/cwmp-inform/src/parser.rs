@@ -99,10 +99,11 @@ struct ParamDraft<'a> {
     type_: Option<Cow<'a, str>>,
 }
 
-/// Half-built event struct: its codes wait for the command key, which may come after them.
+/// The event struct being read: its codes are pushed to the output as they come,
+/// from `first` on, and get the command key, which may come after them, when it closes.
 #[derive(Debug, Default)]
 struct EventDraft<'a> {
-    codes: Vec<Cow<'a, str>>,
+    first: usize,
     command_key: Option<Cow<'a, str>>,
 }
 
@@ -120,6 +121,8 @@ pub(crate) struct Parser<'a, 'o> {
     doc_str: Option<&'a str>,
     /// Whether the document holds a CR at all (if not, no field needs normalizing).
     doc_has_cr: bool,
+    /// Whether the document holds a byte order mark (after the one the caller cut).
+    doc_has_bom: bool,
     reader: Reader<&'a [u8]>,
     /// Bytes taken from the reader's input by [`Parser::shortcut`] rather than by
     /// quick-xml, whose own offsets leave them out.
@@ -155,6 +158,7 @@ impl<'a, 'o> Parser<'a, 'o> {
         charset: Option<Charset>,
         shortcuts: bool,
     ) -> Self {
+        let (doc_has_cr, doc_has_bom) = find_cr_and_bom(doc);
         let mut reader = Reader::from_reader(doc);
         let config = reader.config_mut();
         // End names are checked against `stack`, not by quick-xml: most tags are read
@@ -175,7 +179,8 @@ impl<'a, 'o> Parser<'a, 'o> {
                 Charset::Utf8 => simdutf8::basic::from_utf8(doc).ok(),
                 _ => None,
             },
-            doc_has_cr: memchr::memchr(b'\r', doc).is_some(),
+            doc_has_cr,
+            doc_has_bom,
             reader,
             skipped: 0,
             shortcuts,
@@ -226,8 +231,7 @@ impl<'a, 'o> Parser<'a, 'o> {
         // where quick-xml waits for text and the input may be taken by `shortcut`
         // instead. Also true before the first event, unless the document holds a byte
         // order mark: quick-xml drops one found where it reads its first event.
-        let mut after_markup =
-            !memchr::memchr_iter(BOM[0], self.doc).any(|i| self.doc[i..].starts_with(BOM));
+        let mut after_markup = !self.doc_has_bom;
         loop {
             if after_markup && self.shortcuts && self.shortcut()? {
                 continue;
@@ -645,8 +649,10 @@ impl<'a, 'o> Parser<'a, 'o> {
                     .reserve(usize::try_from(hint).unwrap_or(0).min(room).min(256));
             }
             Ctx::EventStruct => {
-                self.event.codes.clear();
-                self.event.command_key = None;
+                self.event = EventDraft {
+                    first: self.out.events.len(),
+                    command_key: None,
+                };
             }
             Ctx::ParamStruct => self.param = ParamDraft::default(),
             _ => {}
@@ -742,14 +748,17 @@ impl<'a, 'o> Parser<'a, 'o> {
                 if text.is_empty() {
                     self.out.warnings.insert(Warning::MissingEventCode);
                 } else {
-                    if self.out.events.len() + self.event.codes.len() >= self.opts.limits.max_events
-                    {
+                    if self.out.events.len() >= self.opts.limits.max_events {
                         return Err(Error::TooManyEvents {
                             offset: self.base + at as usize,
                             limit: self.opts.limits.max_events,
                         });
                     }
-                    self.event.codes.push(text);
+                    // Its command key is filled in when the struct closes.
+                    self.out.events.push(Event {
+                        code: text,
+                        command_key: Cow::Borrowed(""),
+                    });
                 }
             }
             Field::CommandKey => set(&mut self.event.command_key, text),
@@ -764,17 +773,22 @@ impl<'a, 'o> Parser<'a, 'o> {
 
     fn close_event_struct(&mut self) -> Result<(), Error> {
         self.events_count.present += 1;
-        let command_key = self.event.command_key.take().unwrap_or(Cow::Borrowed(""));
-        match self.event.codes.len() {
-            0 => self.warn(Warning::MissingEventCode),
-            1 => {}
-            _ => self.warn(Warning::MultipleEventCodes),
+        let codes = self
+            .out
+            .events
+            .get_mut(self.event.first..)
+            .unwrap_or_default();
+        let multiple = codes.len() > 1;
+        let missing = codes.is_empty();
+        if let Some(command_key) = self.event.command_key.take() {
+            for event in codes {
+                event.command_key = command_key.clone();
+            }
         }
-        for code in self.event.codes.drain(..) {
-            self.out.events.push(Event {
-                code,
-                command_key: command_key.clone(),
-            });
+        if missing {
+            self.warn(Warning::MissingEventCode);
+        } else if multiple {
+            self.warn(Warning::MultipleEventCodes);
         }
         Ok(())
     }
@@ -1034,6 +1048,25 @@ fn resolve_reference(raw: &[u8]) -> Option<Resolved> {
     }
 }
 
+/// Whether `doc` holds a CR, and whether it holds a byte order mark: in one pass when
+/// it holds neither, as most documents do.
+fn find_cr_and_bom(doc: &[u8]) -> (bool, bool) {
+    let has_bom_from =
+        |at: usize| memchr::memchr_iter(BOM[0], &doc[at..]).any(|i| doc[at + i..].starts_with(BOM));
+    let mut at = 0;
+    while let Some(i) = memchr::memchr2(b'\r', BOM[0], &doc[at..]) {
+        let i = at + i;
+        if doc[i] == b'\r' {
+            return (true, has_bom_from(i));
+        }
+        if doc[i..].starts_with(BOM) {
+            return (memchr::memchr(b'\r', &doc[i..]).is_some(), true);
+        }
+        at = i + 1;
+    }
+    (false, false)
+}
+
 /// The text of `part`, a sub-slice of the document `doc` was validated from.
 fn substr<'a>(doc: &'a str, part: &[u8]) -> Option<&'a str> {
     let start = (part.as_ptr() as usize).checked_sub(doc.as_ptr() as usize)?;
@@ -1080,4 +1113,34 @@ fn has_duplicate_names(params: &[Param<'_>]) -> bool {
         foldhash::fast::FixedState::default(),
     );
     !params.iter().all(|p| seen.insert(p.name.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cr_and_bom() {
+        let naive = |doc: &[u8]| (doc.contains(&b'\r'), doc.windows(3).any(|w| w == BOM));
+        let parts: [&[u8]; 6] = [
+            b"<a>",
+            b"\r",
+            BOM,
+            b"\xEF",
+            b"\xEF\xBB",
+            "\u{e9}x".as_bytes(),
+        ];
+        // Every sequence of up to four parts.
+        let mut docs: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = docs
+                .iter()
+                .flat_map(|d| parts.iter().map(move |p| [d.as_slice(), p].concat()))
+                .collect();
+            docs.extend(longer);
+        }
+        for doc in docs {
+            assert_eq!(find_cr_and_bom(&doc), naive(&doc), "{doc:?}");
+        }
+    }
 }
