@@ -69,7 +69,7 @@ impl<'a> Iterator for RawAttrs<'a> {
             _ => return self.fail("a quoted attribute value"),
         };
         let value_start = self.pos + 1;
-        let Some(len) = crate::scan::find1(quote, &self.buf[value_start..]) else {
+        let Some(len) = crate::find::find1(quote, &self.buf[value_start..]) else {
             return self.fail("the closing quote of an attribute value");
         };
         let value = &self.buf[value_start..value_start + len];

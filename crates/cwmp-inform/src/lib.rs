@@ -37,6 +37,7 @@
 
 mod attrs;
 mod error;
+mod find;
 mod inform;
 mod parser;
 mod scan;

@@ -12,6 +12,7 @@ use quick_xml::Reader;
 
 use crate::attrs::{local_name, prefix, RawAttrs};
 use crate::error::{bounded_name, Error};
+use crate::find;
 use crate::inform::{Event, Inform, Param, Warning};
 use crate::scan::{self, Leaf};
 use crate::text::{is_xml_ws, trim, Charset, TextAcc};
@@ -993,7 +994,7 @@ impl<'a, 'o> Parser<'a, 'o> {
 
     fn attr_value(&mut self, raw: &'a [u8], at: u64) -> Result<Cow<'a, str>, Error> {
         let text = self.decode(raw);
-        if memchr::memchr(b'&', text.as_bytes()).is_none() {
+        if find::find1(b'&', text.as_bytes()).is_none() {
             return Ok(text);
         }
         match quick_xml::escape::unescape(&text) {
@@ -1008,17 +1009,7 @@ impl<'a, 'o> Parser<'a, 'o> {
             self.warn(Warning::MissingArrayType);
             return Ok(None);
         };
-        let count = value
-            .trim()
-            .strip_suffix(']')
-            .and_then(|v| v.rsplit_once('['))
-            .map(|(_, digits)| digits.trim())
-            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-            .map(|d| match d.trim_start_matches('0') {
-                "" => 0,
-                n => n.parse::<u64>().unwrap_or(u64::MAX),
-            });
-        match count {
+        match declared_count(&value) {
             Some(n) => Ok(Some(n)),
             None => {
                 self.warn(Warning::InvalidArrayType);
@@ -1026,6 +1017,22 @@ impl<'a, 'o> Parser<'a, 'o> {
             }
         }
     }
+}
+
+/// The count an `arrayType` value (`cwmp:EventStruct[2]`) declares: the digits
+/// between its last `[` and a final `]`, white space allowed around them; `u64::MAX`
+/// when they overflow. `None` when there are no such digits.
+fn declared_count(value: &str) -> Option<u64> {
+    let inner = value.trim().strip_suffix(']')?;
+    let open = inner.bytes().rposition(|b| b == b'[')?;
+    let digits = inner.get(open + 1..)?.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let count = digits.bytes().try_fold(0u64, |n, digit| {
+        n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    });
+    Some(count.unwrap_or(u64::MAX))
 }
 
 /// What a reference stands for.
@@ -1118,6 +1125,29 @@ fn has_duplicate_names(params: &[Param<'_>]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_counts() {
+        for (value, count) in [
+            ("cwmp:EventStruct[2]", Some(2)),
+            ("cwmp:ParameterValueStruct[0016]", Some(16)),
+            (" cwmp:EventStruct[ 3 ] ", Some(3)),
+            ("EventStruct[0]", Some(0)),
+            ("x[1][2]", Some(2)),
+            ("x[99999999999999999999999]", Some(u64::MAX)),
+            ("x[18446744073709551615]", Some(u64::MAX)),
+            ("x[18446744073709551614]", Some(u64::MAX - 1)),
+            ("cwmp:EventStruct[]", None),
+            ("cwmp:EventStruct[-1]", None),
+            ("cwmp:EventStruct[1 2]", None),
+            ("cwmp:EventStruct", None),
+            ("cwmp:EventStruct2]", None),
+            ("cwmp:EventStruct[\u{664}]", None),
+            ("", None),
+        ] {
+            assert_eq!(declared_count(value), count, "{value:?}");
+        }
+    }
 
     #[test]
     fn cr_and_bom() {

@@ -12,6 +12,7 @@
 //! it to quick-xml. `tests/integration/shortcut.rs` checks that both ways give the
 //! same result on every input.
 
+use crate::find::{find1, find2, find3};
 use crate::text::is_xml_ws;
 
 /// A start tag. Offsets are from its `<`.
@@ -182,40 +183,6 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         (a, b) = (rest_a, rest_b);
     }
     a.iter().zip(b).all(|(x, y)| x == y)
-}
-
-/// How far a plain loop looks before a vector search takes over: most names, values
-/// and attribute runs are shorter, and for those the loop is faster.
-const SHORT: usize = 16;
-
-/// The first `a` in `hay`: a plain loop over its start, a vector search beyond.
-pub(crate) fn find1(a: u8, hay: &[u8]) -> Option<usize> {
-    let head = &hay[..hay.len().min(SHORT)];
-    match head.iter().position(|&c| c == a) {
-        Some(i) => Some(i),
-        None if hay.len() > SHORT => memchr::memchr(a, &hay[SHORT..]).map(|i| i + SHORT),
-        None => None,
-    }
-}
-
-/// The first `a`, `b` or `c` in `hay`: a plain loop over its start, a vector search beyond.
-fn find3(a: u8, b: u8, c: u8, hay: &[u8]) -> Option<usize> {
-    let head = &hay[..hay.len().min(SHORT)];
-    match head.iter().position(|&x| x == a || x == b || x == c) {
-        Some(i) => Some(i),
-        None if hay.len() > SHORT => memchr::memchr3(a, b, c, &hay[SHORT..]).map(|i| i + SHORT),
-        None => None,
-    }
-}
-
-/// The first `a` or `b` in `hay`: a plain loop over its start, a vector search beyond.
-fn find2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
-    let head = &hay[..hay.len().min(SHORT)];
-    match head.iter().position(|&c| c == a || c == b) {
-        Some(i) => Some(i),
-        None if hay.len() > SHORT => memchr::memchr2(a, b, &hay[SHORT..]).map(|i| i + SHORT),
-        None => None,
-    }
 }
 
 /// Whether every `&` in `text` starts a reference quick-xml would read: a `;` comes
