@@ -124,6 +124,10 @@ pub(crate) fn trim(text: Cow<'_, str>) -> Cow<'_, str> {
 /// Trims XML white space by bytes (all four are ASCII, so the cut is on a char boundary).
 fn trim_str(s: &str) -> &str {
     let b = s.as_bytes();
+    // Most texts have nothing to trim.
+    if b.first().is_none_or(|&c| !is_xml_ws(c)) && b.last().is_none_or(|&c| !is_xml_ws(c)) {
+        return s;
+    }
     let start = b.iter().position(|&c| !is_xml_ws(c)).unwrap_or(b.len());
     let end = b
         .iter()
