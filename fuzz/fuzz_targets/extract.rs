@@ -1,7 +1,7 @@
 //! Feeds arbitrary bytes to the extractor and, when it accepts them, builds and
 //! round-trips the EventRecord. Any panic, hang or runaway allocation is a bug, and
-//! so is any difference between the parser's shortcut for text-only elements and
-//! plain quick-xml events (`extract_event_by_event`).
+//! so is any difference between the parser's shortcut for plain markup and plain
+//! quick-xml events (`extract_event_by_event`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -118,8 +118,8 @@ pub fn extract<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Err
     extract_with(input, options, true)
 }
 
-/// [`extract`] with every element read as quick-xml events, none by the parser's
-/// shortcut for text-only elements. For tests and fuzzing, which check that both
+/// [`extract`] with the whole document read as quick-xml events, none of it by the
+/// parser's shortcut for plain markup. For tests and fuzzing, which check that both
 /// give the same result on every input; not part of the API.
 #[doc(hidden)]
 pub fn extract_event_by_event<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Error> {

@@ -1,8 +1,10 @@
-//! The extraction state machine over quick-xml's borrowed events.
+//! The extraction state machine over quick-xml's borrowed events, and over the plain
+//! markup the shortcut reads itself (see [`crate::scan`]).
 //!
 //! Elements are matched by local name only; prefixes are never compared. A stack of
-//! small [`Ctx`] values says where in the envelope each open element sits, so one
-//! pass over the events is enough and nothing but the kept text is materialized.
+//! small [`Open`] values says where in the envelope each open element sits and which
+//! name its end tag must repeat, so one pass is enough and nothing but the kept text
+//! is materialized.
 
 use std::borrow::Cow;
 
