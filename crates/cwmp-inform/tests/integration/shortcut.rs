@@ -79,6 +79,20 @@ fn mutations() {
     }
 }
 
+/// An Inform up to the inside of its one `ParameterValueStruct`, and the rest.
+const HEAD: &str = concat!(
+    r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
+    r#"xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap:Header><cwmp:ID soap:mustUnderstand="1">7</cwmp:ID></soap:Header>"#,
+    "<soap:Body><cwmp:Inform><DeviceId><Manufacturer>M</Manufacturer><OUI>00D09E</OUI>",
+    "<ProductClass/><SerialNumber>S&amp;1</SerialNumber></DeviceId>",
+    "<Event soap:arrayType=\"cwmp:EventStruct[1]\"><EventStruct><EventCode>1 BOOT</EventCode>",
+    "<CommandKey></CommandKey></EventStruct></Event><MaxEnvelopes>1</MaxEnvelopes>",
+    "<CurrentTime>2024-01-01T00:00:00Z</CurrentTime><RetryCount>0</RetryCount>",
+    "<ParameterList soap:arrayType=\"cwmp:ParameterValueStruct[1]\"><ParameterValueStruct>",
+);
+const TAIL: &str =
+    "</ParameterValueStruct></ParameterList></cwmp:Inform></soap:Body></soap:Envelope>";
+
 /// Text-only elements written every way the shortcut must either read exactly as
 /// quick-xml does or leave to it.
 #[test]
@@ -140,20 +154,8 @@ fn odd_leaves() {
         "<Name>A.B.</Name></ParameterValueStruct><Other>x</Other><ParameterValueStruct>",
         "",
     ];
-    let head = concat!(
-        r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
-        r#"xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap:Header><cwmp:ID soap:mustUnderstand="1">7</cwmp:ID></soap:Header>"#,
-        "<soap:Body><cwmp:Inform><DeviceId><Manufacturer>M</Manufacturer><OUI>00D09E</OUI>",
-        "<ProductClass/><SerialNumber>S&amp;1</SerialNumber></DeviceId>",
-        "<Event soap:arrayType=\"cwmp:EventStruct[1]\"><EventStruct><EventCode>1 BOOT</EventCode>",
-        "<CommandKey></CommandKey></EventStruct></Event><MaxEnvelopes>1</MaxEnvelopes>",
-        "<CurrentTime>2024-01-01T00:00:00Z</CurrentTime><RetryCount>0</RetryCount>",
-        "<ParameterList soap:arrayType=\"cwmp:ParameterValueStruct[1]\"><ParameterValueStruct>",
-    );
-    let tail =
-        "</ParameterValueStruct></ParameterList></cwmp:Inform></soap:Body></soap:Envelope>\n";
     for leaf in leaves {
-        let doc = format!("{head}{leaf}{tail}");
+        let doc = format!("{HEAD}{leaf}{TAIL}\n");
         same(doc.as_bytes());
         // And the same with the leaves somewhere else: in the header and the device id.
         same(doc.replace("<OUI>00D09E</OUI>", leaf).as_bytes());
@@ -171,7 +173,7 @@ fn odd_leaves() {
         );
     }
     // The common case must really take the shortcut's path and still parse.
-    let doc = format!("{head}{}{tail}", leaves[0]);
+    let doc = format!("{HEAD}{}{TAIL}", leaves[0]);
     let inform = extract(doc.as_bytes(), &Options::default()).expect("parses");
     assert_eq!(inform.params.len(), 1);
     assert_eq!(inform.device_id.serial_number, "S&1");
@@ -182,82 +184,63 @@ fn odd_leaves() {
 /// where quick-xml would drop one if it read its first event there.
 #[test]
 fn odd_structure() {
-    let doc = concat!(
-        r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" "#,
-        r#"xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap:Header><cwmp:ID soap:mustUnderstand="1">7</cwmp:ID></soap:Header>"#,
-        "<soap:Body><cwmp:Inform><DeviceId><Manufacturer>M</Manufacturer><OUI>00D09E</OUI>",
-        "<ProductClass/><SerialNumber>S1</SerialNumber></DeviceId>",
-        "<Event soap:arrayType=\"cwmp:EventStruct[1]\"><EventStruct><EventCode>1 BOOT</EventCode>",
-        "<CommandKey></CommandKey></EventStruct></Event><MaxEnvelopes>1</MaxEnvelopes>",
-        "<CurrentTime>2024-01-01T00:00:00Z</CurrentTime><RetryCount>0</RetryCount>",
-        "<ParameterList soap:arrayType=\"cwmp:ParameterValueStruct[1]\"><ParameterValueStruct>",
-        "<Name>A.B.</Name><Value>1</Value>",
-        "</ParameterValueStruct></ParameterList></cwmp:Inform></soap:Body></soap:Envelope>",
-    );
+    let doc = format!("{HEAD}<Name>A.B.</Name><Value>1</Value>{TAIL}");
     same(doc.as_bytes());
+    // Each written for every element named after it (`{}` stands for its name).
     let end_tags = [
-        "</cwmp:Inform >",
-        "</cwmp:Inform\r\n\t>",
-        "</cwmp:Inform x=\"1\">",
-        "</cwmp:Inform x=\">\">",
-        "</cwmp:Inform\">",
-        "</cwmp:Inform'>'>",
-        "</cwmp:Informx>",
-        "</cwmp:Info>",
+        "</{} >",
+        "</{}\r\n\t>",
+        "</{} x=\"1\">",
+        "</{} x=\">\">",
+        "</{}\">",
+        "</{}'>'>",
+        "</{}x>",
+        "</Info>",
         "</Inform>",
         "</>",
-        "</ cwmp:Inform>",
+        "</ {}>",
         "",
-        "</cwmp:Inform></cwmp:Inform>",
-        "</cwmp:Inform><!-- c -->",
-        "</cwmp:Inform>\u{FEFF}",
-        "</cwmp:Inform",
+        "</{}></{}>",
+        "</{}><!-- c -->",
+        "</{}>\u{FEFF}",
+        "</{}",
     ];
-    for end in end_tags {
-        same(doc.replace("</cwmp:Inform>", end).as_bytes());
-        same(
-            doc.replace("</DeviceId>", &end.replace("cwmp:Inform", "DeviceId"))
-                .as_bytes(),
-        );
-        same(
-            doc.replace(
-                "</soap:Envelope>",
-                &end.replace("cwmp:Inform", "soap:Envelope"),
-            )
-            .as_bytes(),
-        );
-    }
     let start_tags = [
-        "<soap:Body >",
-        "<soap:Body/>",
-        "<soap:Body x='>'>",
-        "<soap:Body\n\txmlns:c='urn:x'>",
-        "<soap:Body a=1>",
-        "<soap:Body a=\"1\"b=\"2\">",
-        "<soap:Body a=\"1\" a=\"2\">",
-        "<soap:Body/ >",
-        "<soap:Body\">",
-        "<soap:Body",
-        "<soap:Body><!-- c -->",
-        "<soap:Body>\u{FEFF}",
-        "<soap:Body><?pi?>",
-        "<soap:Body><![CDATA[x]]>",
-        "<soap:Body>&amp;",
-        "<soap:Body>&bogus;",
+        "<{} >",
+        "<{}/>",
+        "<{} x='>'>",
+        "<{}\n\txmlns:c='urn:x'>",
+        "<{} a=1>",
+        "<{} a=\"1\"b=\"2\">",
+        "<{} a=\"1\" a=\"2\">",
+        "<{}/ >",
+        "<{}\">",
+        "<{}",
+        "<{}><!-- c -->",
+        "<{}>\u{FEFF}",
+        "<{}><?pi?>",
+        "<{}><![CDATA[x]]>",
+        "<{}>&amp;",
+        "<{}>&bogus;",
     ];
-    for start in start_tags {
-        same(doc.replace("<soap:Body>", start).as_bytes());
-        same(
-            doc.replace("<DeviceId>", &start.replace("soap:Body", "DeviceId"))
-                .as_bytes(),
-        );
-        same(
-            doc.replace(
-                "<ParameterValueStruct>",
-                &start.replace("soap:Body", "ParameterValueStruct"),
-            )
-            .as_bytes(),
-        );
+    for (plain, variants, names) in [
+        (
+            "</{}>",
+            &end_tags,
+            ["cwmp:Inform", "DeviceId", "soap:Envelope"],
+        ),
+        (
+            "<{}>",
+            &start_tags,
+            ["soap:Body", "DeviceId", "ParameterValueStruct"],
+        ),
+    ] {
+        for variant in variants {
+            for name in names {
+                let tag = plain.replace("{}", name);
+                same(doc.replace(&tag, &variant.replace("{}", name)).as_bytes());
+            }
+        }
     }
     for before in [
         "<?xml version=\"1.0\"?>",
