@@ -1,11 +1,13 @@
 //! Replays what the fuzzer kept: every input that ever crashed it
 //! (`fuzz/regressions/`), and a minimized set of inputs that reach deep into the
 //! extractor (`fuzz/seeds/`). Each must give a result that keeps the extractor's
-//! promises: no panic, a listed error kind, an offset inside the input, a device id.
+//! promises: no panic, a listed error kind, an offset inside the input, a device id,
+//! and — as the fuzz target asserts — the same result from the parser's shortcut as
+//! from plain quick-xml events.
 
 use std::path::Path;
 
-use cwmp_inform::{extract, Error, Options};
+use cwmp_inform::{extract, extract_event_by_event, Error, Options};
 
 #[test]
 fn fuzz_regressions() {
@@ -22,7 +24,14 @@ fn fuzz_regressions() {
             }
             let input = std::fs::read(&path).expect("read");
             seen += 1;
-            match extract(&input, &Options::default()) {
+            let extracted = extract(&input, &Options::default());
+            assert_eq!(
+                extracted,
+                extract_event_by_event(&input, &Options::default()),
+                "{}: the shortcut changed the result",
+                path.display()
+            );
+            match extracted {
                 Ok(inform) => {
                     assert!(!inform.device_id.oui.is_empty(), "{}", path.display());
                     assert!(
