@@ -80,7 +80,7 @@ impl<'a> Iterator for RawAttrs<'a> {
 
 /// The part of a qualified name after the colon (the whole name when there is none).
 pub(crate) fn local_name(name: &[u8]) -> &[u8] {
-    match last_colon(name) {
+    match crate::find::rfind1(b':', name) {
         Some(i) => &name[i + 1..],
         None => name,
     }
@@ -88,26 +88,10 @@ pub(crate) fn local_name(name: &[u8]) -> &[u8] {
 
 /// The part of a qualified name before the colon (empty when there is none).
 pub(crate) fn prefix(name: &[u8]) -> &[u8] {
-    match last_colon(name) {
+    match crate::find::rfind1(b':', name) {
         Some(i) => &name[..i],
         None => &[],
     }
-}
-
-/// Where the last `:` of a name is. Every element name is looked at, so eight bytes
-/// at a time from the end until a word holds one, then byte by byte in that word.
-fn last_colon(name: &[u8]) -> Option<usize> {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut end = name.len();
-    while let Some(word) = name[..end].last_chunk::<8>() {
-        let x = u64::from_ne_bytes(*word) ^ (LOW * u64::from(b':'));
-        if x.wrapping_sub(LOW) & !x & HIGH != 0 {
-            break;
-        }
-        end -= 8;
-    }
-    name[..end].iter().rposition(|&b| b == b':')
 }
 
 #[cfg(test)]
@@ -137,7 +121,11 @@ mod tests {
                     name[at] = b':';
                 }
                 let slow = name.iter().rposition(|&b| b == b':');
-                assert_eq!(last_colon(&name), slow, "colon at {at} of {len}");
+                assert_eq!(
+                    crate::find::rfind1(b':', &name),
+                    slow,
+                    "colon at {at} of {len}"
+                );
             }
         }
     }

@@ -10,11 +10,26 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each byte of `word` that equals `byte`, and no other bit.
 #[inline(always)]
-fn equal(word: u64, byte: u8) -> u64 {
+pub(crate) fn equal(word: u64, byte: u8) -> u64 {
     let x = word ^ (LOW * u64::from(byte));
     // A byte of `x` is zero exactly when neither its low seven bits (which cannot
     // carry into the next byte when 0x7F is added) nor its high bit are set.
     !(((x & !HIGH).wrapping_add(!HIGH)) | x | !HIGH)
+}
+
+/// Whether some byte of `word` equals `byte`: cheaper than [`equal`] when which one
+/// does not matter.
+#[inline(always)]
+pub(crate) fn has(word: u64, byte: u8) -> bool {
+    let x = word ^ (LOW * u64::from(byte));
+    x.wrapping_sub(LOW) & !x & HIGH != 0
+}
+
+/// Whether some byte of `word` is below `n` (at most 0x80). Exact for the word as a
+/// whole, not per byte: a borrow may mark bytes after a true one.
+#[inline(always)]
+pub(crate) fn any_below(word: u64, n: u8) -> bool {
+    word.wrapping_sub(LOW * u64::from(n)) & !word & HIGH != 0
 }
 
 /// The first byte of `hay` for which `mask` gives a high bit (`mask` must only mark
@@ -49,6 +64,20 @@ pub(crate) fn find1(a: u8, hay: &[u8]) -> Option<usize> {
         |b| b == a,
         |rest| memchr::memchr(a, rest),
     )
+}
+
+/// The last `a` in `hay`: eight bytes at a time from the end until a word holds
+/// one, then byte by byte in that word (`hay` is a name: short, so no vector search).
+#[inline(always)]
+pub(crate) fn rfind1(a: u8, hay: &[u8]) -> Option<usize> {
+    let mut end = hay.len();
+    while let Some(word) = hay[..end].last_chunk::<8>() {
+        if has(u64::from_ne_bytes(*word), a) {
+            break;
+        }
+        end -= 8;
+    }
+    hay[..end].iter().rposition(|&b| b == a)
 }
 
 /// The first `a` or `b` in `hay`.
@@ -96,6 +125,38 @@ mod tests {
     }
 
     #[test]
+    fn has_is_exact_for_the_word() {
+        for byte in 0..=255u8 {
+            for other in [0x00, 0x01, 0x7F, 0x80, 0xFF, byte ^ 0x01, byte ^ 0x80] {
+                for at in 0..8 {
+                    let mut bytes = [other; 8];
+                    assert_eq!(has(u64::from_le_bytes(bytes), byte), other == byte);
+                    bytes[at] = byte;
+                    assert!(has(u64::from_le_bytes(bytes), byte), "{byte:#x} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn any_below_is_exact_for_the_word() {
+        for n in [0x01, 0x21, 0x30, 0x80] {
+            for byte in 0..=255u8 {
+                for at in 0..8 {
+                    let mut bytes = [0xC0u8; 8];
+                    bytes[at] = byte;
+                    let word = u64::from_le_bytes(bytes);
+                    assert_eq!(
+                        any_below(word, n),
+                        byte < n,
+                        "{byte:#x} at {at} below {n:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn finds_like_a_byte_loop() {
         // Every length up to past the word search, the needles in every place,
         // among bytes that differ from them in one bit.
@@ -115,6 +176,8 @@ mod tests {
                     assert_eq!(find2(0x41, needle, &hay), expect, "find2 {len} {at}");
                     assert_eq!(find2(needle, 0x41, &hay), expect, "find2 {len} {at}");
                     assert_eq!(find3(0x41, 0x42, needle, &hay), expect, "find3 {len} {at}");
+                    let last = hay.iter().rposition(|&b| b == needle);
+                    assert_eq!(rfind1(needle, &hay), last, "rfind1 {len} {at}");
                 }
             }
         }

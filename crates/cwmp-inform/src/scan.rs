@@ -12,7 +12,7 @@
 //! it to quick-xml. `tests/integration/shortcut.rs` checks that both ways give the
 //! same result on every input.
 
-use crate::find::{find1, find2, find3};
+use crate::find::{self, find1, find2, find3};
 use crate::text::is_xml_ws;
 
 /// A start tag. Offsets are from its `<`.
@@ -93,17 +93,10 @@ static ENDS_START_NAME: [bool; 256] = {
 /// [`ENDS_START_NAME`]. Eight bytes at a time while none of them can be one (all
 /// are `0x30` or above and none is `>`), then byte by byte.
 fn start_name_len(body: &[u8]) -> Option<usize> {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
     while let Some(word) = body.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
         let word = u64::from_le_bytes(*word);
-        // Some byte below 0x30, or some byte equal to `>` (exact as a whole, if
-        // not per byte: the byte loop below finds which).
-        let below = word.wrapping_sub(LOW * 0x30) & !word & HIGH;
-        let gt = word ^ (LOW * u64::from(b'>'));
-        let is_gt = gt.wrapping_sub(LOW) & !gt & HIGH;
-        if below | is_gt != 0 {
+        if find::any_below(word, 0x30) || find::has(word, b'>') {
             break;
         }
         i += 8;
