@@ -17,6 +17,7 @@ use std::sync::Arc;
 use cwmp_benches::live::{passthrough, peak_rss_kib, run_once, Clock, Input, Inputs};
 use cwmp_sim::{SimConfig, Simulator};
 use cwmp_stream::demo::{default_scenarios, DemoOptions};
+use cwmp_stream::input::{H_ACS, H_CONTENT_TYPE, H_RECEIVED_AT, H_REMOTE_ADDR};
 use rdkafka::mocking::MockCluster;
 
 const HOUR: i64 = 3_600_000;
@@ -42,10 +43,10 @@ fn main() {
     let inputs: Arc<Vec<Input>> = Arc::new(
         sim.map(|m| {
             let headers = vec![
-                ("cwmp-received-at", m.received_at_ms.to_string()),
-                ("cwmp-acs", m.acs.clone()),
-                ("cwmp-remote-addr", m.remote_addr.clone()),
-                ("content-type", m.content_type.to_owned()),
+                (H_RECEIVED_AT, m.received_at_ms.to_string()),
+                (H_ACS, m.acs.clone()),
+                (H_REMOTE_ADDR, m.remote_addr.clone()),
+                (H_CONTENT_TYPE, m.content_type.to_owned()),
             ];
             (m.key, m.body, headers)
         })

@@ -13,7 +13,7 @@ use cwmp_stream::config::Config;
 use cwmp_stream::health::Health;
 use cwmp_stream::ingest::at_least_once;
 use cwmp_stream::ingest::process::Outcome;
-use cwmp_stream::metrics::IngestMetrics;
+use cwmp_stream::ingest::IngestMetrics;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::mocking::MockCluster;
@@ -44,7 +44,7 @@ pub fn passthrough(message: &OwnedMessage, _: &cwmp_inform::Options) -> Outcome 
         payload: message.payload().unwrap_or_default().to_vec(),
         event_time_ms: message.timestamp().to_millis(),
         kinds: Vec::new(),
-        warnings: Vec::new(),
+        warnings: Default::default(),
     }
 }
 
@@ -67,10 +67,7 @@ pub fn peak_rss_kib() -> u64 {
 
 /// Input messages the pipeline has acknowledged.
 pub fn acknowledged(m: &IngestMetrics) -> usize {
-    ["record", "dlq", "skipped"]
-        .iter()
-        .map(|r| m.messages.with_label_values(&[r]).get())
-        .sum::<u64>() as usize
+    m.handled() as usize
 }
 
 async fn feed(
@@ -102,7 +99,7 @@ async fn feed(
             .key(key.as_bytes())
             .payload(body.as_slice())
             .headers(h);
-        let delivery = cwmp_stream::ingest::enqueue(&producer, record)
+        let delivery = cwmp_stream::kafka::enqueue(&producer, record)
             .await
             .expect("enqueued");
         pending.push_back(delivery);

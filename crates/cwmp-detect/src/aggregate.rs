@@ -38,6 +38,34 @@ impl AggregateMessage {
     }
 }
 
+/// The measures a partial carries besides its informs, in field order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MeasureKind {
+    /// Boots without `m_reboot`.
+    Boot,
+    /// Boots with `m_reboot`.
+    AcsReboot,
+    Bootstrap,
+    Wakeup,
+    /// Informs with `retry_count > 0`.
+    Retry,
+}
+
+impl MeasureKind {
+    pub const ALL: [MeasureKind; 5] = [
+        MeasureKind::Boot,
+        MeasureKind::AcsReboot,
+        MeasureKind::Bootstrap,
+        MeasureKind::Wakeup,
+        MeasureKind::Retry,
+    ];
+
+    /// The position of this measure in [`MeasureKind::ALL`] (and in arrays indexed by it).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// One worker's counts for one scope, key and window.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Partial {
@@ -82,13 +110,31 @@ impl Measure {
 }
 
 impl Partial {
+    pub fn measure(&self, kind: MeasureKind) -> &Measure {
+        match kind {
+            MeasureKind::Boot => &self.boot,
+            MeasureKind::AcsReboot => &self.acs_reboot,
+            MeasureKind::Bootstrap => &self.bootstrap,
+            MeasureKind::Wakeup => &self.wakeup,
+            MeasureKind::Retry => &self.retry,
+        }
+    }
+
+    pub fn measure_mut(&mut self, kind: MeasureKind) -> &mut Measure {
+        match kind {
+            MeasureKind::Boot => &mut self.boot,
+            MeasureKind::AcsReboot => &mut self.acs_reboot,
+            MeasureKind::Bootstrap => &mut self.bootstrap,
+            MeasureKind::Wakeup => &mut self.wakeup,
+            MeasureKind::Retry => &mut self.retry,
+        }
+    }
+
     pub fn merge(&mut self, other: &Partial) {
         self.informs += other.informs;
-        self.boot.merge(&other.boot);
-        self.acs_reboot.merge(&other.acs_reboot);
-        self.bootstrap.merge(&other.bootstrap);
-        self.wakeup.merge(&other.wakeup);
-        self.retry.merge(&other.retry);
+        for kind in MeasureKind::ALL {
+            self.measure_mut(kind).merge(other.measure(kind));
+        }
     }
 }
 

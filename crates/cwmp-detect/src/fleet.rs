@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aggregate::{AggregateMessage, Measure, Partial};
 use crate::config::{DetectConfig, StormConfig};
-use crate::worker::floor;
+use crate::time::floor;
 use crate::{Alert, AlertKind, AlertState, Scope};
 
 /// One window's merged counts, per scope and key.

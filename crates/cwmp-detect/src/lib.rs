@@ -1,9 +1,11 @@
 //! Fleet detectors over EventRecords, in event time.
 //!
 //! Records go into a [`Worker`] in arrival order. A worker drops records older than
-//! its watermark (max event time seen minus the allowed lateness: counted as late,
-//! never folded in) and redeliveries (the same raw-input `source` as one of the
-//! device's last two records), runs the per-device detectors (`reboot_loop`, and
+//! its watermark (counted as late, never folded in): the smallest of the latest
+//! event times of its input partitions that still have a backlog (the latest of all
+//! once every partition is caught up), minus the allowed lateness. It also drops
+//! redeliveries (the same raw-input `source` as one of the device's last two
+//! records), runs the per-device detectors (`reboot_loop`, and
 //! `wakeup_rate` per device), and counts the fleet measures per scope and key in
 //! sliding windows. Closed windows leave the worker as [`aggregate::Partial`]s; a
 //! [`Fleet`] stage merges them from every worker and decides the fleet alerts
@@ -22,6 +24,7 @@ mod device;
 mod fleet;
 mod observation;
 mod pipeline;
+mod time;
 pub mod worker;
 
 pub use alert::{Alert, AlertKind, AlertState, Scope};

@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::aggregate::{AggregateMessage, Close, Measure, Partial, MAX_SAMPLES};
+use crate::aggregate::{AggregateMessage, Close, Measure, MeasureKind, Partial, MAX_SAMPLES};
 use crate::config::DetectConfig;
 use crate::device::{hash64, DeviceTable, DeviceVerdict};
+use crate::time::floor;
 use crate::{Alert, Kinds, Observation, Scope};
 
 /// What the worker produces.
@@ -76,19 +77,26 @@ fn add_sample(samples: &mut BTreeSet<String>, device_id: &str) {
     }
 }
 
-/// One scope and key in one bucket.
+/// One scope and key in one bucket: informs, and each measure by [`MeasureKind::index`].
 #[derive(Debug, Default)]
 struct Cell {
     informs: u64,
-    boot: SetMeasure,
-    acs_reboot: SetMeasure,
-    bootstrap: SetMeasure,
-    wakeup: SetMeasure,
-    retry: SetMeasure,
+    measures: [SetMeasure; MeasureKind::ALL.len()],
 }
 
-/// The distinct devices of a window's five measures, while its buckets are unioned.
-type DeviceSets = [FxHashSet<u64>; 5];
+/// The distinct devices of a window's measures, while its buckets are unioned.
+type DeviceSets = [FxHashSet<u64>; MeasureKind::ALL.len()];
+
+/// Whether one record adds to each measure, by [`MeasureKind::index`].
+fn measures_of(obs: &Observation) -> [bool; MeasureKind::ALL.len()] {
+    MeasureKind::ALL.map(|m| match m {
+        MeasureKind::Boot => obs.kinds.unsolicited_boot(),
+        MeasureKind::AcsReboot => obs.kinds.acs_reboot(),
+        MeasureKind::Bootstrap => obs.kinds.has(Kinds::BOOTSTRAP),
+        MeasureKind::Wakeup => obs.kinds.has(Kinds::WAKEUP),
+        MeasureKind::Retry => obs.retry,
+    })
+}
 
 /// One slide of event time: per scope, key → cell.
 type Bucket = [FxHashMap<String, Cell>; 4];
@@ -239,7 +247,7 @@ impl Worker {
                     + m.iter()
                         .map(|(k, c)| {
                             k.capacity()
-                                + [&c.boot, &c.acs_reboot, &c.bootstrap, &c.wakeup, &c.retry]
+                                + c.measures
                                     .iter()
                                     .map(|s| s.devices.capacity() * 9 + s.samples.len() * 48)
                                     .sum::<usize>()
@@ -276,6 +284,7 @@ impl Worker {
     }
 
     fn count(&mut self, obs: &Observation, device_key: u64) {
+        let hits = measures_of(obs);
         let bucket_start = floor(obs.time_ms, self.config.slide_ms);
         let bucket = self.buckets.entry(bucket_start).or_default();
         for &scope in &self.config.scopes {
@@ -292,21 +301,10 @@ impl Worker {
                 None => cells.entry(key.to_owned()).or_default(),
             };
             cell.informs += 1;
-            let k = obs.kinds;
-            if k.unsolicited_boot() {
-                cell.boot.add(device_key, &obs.device_id);
-            }
-            if k.acs_reboot() {
-                cell.acs_reboot.add(device_key, &obs.device_id);
-            }
-            if k.has(Kinds::BOOTSTRAP) {
-                cell.bootstrap.add(device_key, &obs.device_id);
-            }
-            if k.has(Kinds::WAKEUP) {
-                cell.wakeup.add(device_key, &obs.device_id);
-            }
-            if obs.retry {
-                cell.retry.add(device_key, &obs.device_id);
+            for (measure, &hit) in cell.measures.iter_mut().zip(&hits) {
+                if hit {
+                    measure.add(device_key, &obs.device_id);
+                }
             }
         }
     }
@@ -347,28 +345,27 @@ impl Worker {
                 out.push(WorkerOutput::Aggregate(AggregateMessage::Partial(partial)));
             }
             next += slide;
-            // Buckets before the next window are done with.
-            while let Some((&first, _)) = self.buckets.first_key_value() {
-                if first >= next {
-                    break;
-                }
-                self.buckets.pop_first();
-            }
+            self.drop_buckets_before(next);
         }
         // Everything before `next` has been closed.
         self.next_window = Some(next);
-        while let Some((&first, _)) = self.buckets.first_key_value() {
-            if first >= next {
-                break;
-            }
-            self.buckets.pop_first();
-        }
+        self.drop_buckets_before(next);
         out.push(WorkerOutput::Aggregate(AggregateMessage::Close(Close {
             partitions: self.partitions.clone(),
             partition_count: self.partition_count,
             closed_until_ms: next - slide + window,
             idle: false,
         })));
+    }
+
+    /// Buckets before the next window to close are done with.
+    fn drop_buckets_before(&mut self, next: i64) {
+        while let Some((&first, _)) = self.buckets.first_key_value() {
+            if first >= next {
+                break;
+            }
+            self.buckets.pop_first();
+        }
     }
 
     /// The window starting at `start`, per scope and key, in sorted order.
@@ -393,16 +390,10 @@ impl Worker {
                         )
                     });
                     p.informs += cell.informs;
-                    let measures = [
-                        (&mut p.boot, &cell.boot),
-                        (&mut p.acs_reboot, &cell.acs_reboot),
-                        (&mut p.bootstrap, &cell.bootstrap),
-                        (&mut p.wakeup, &cell.wakeup),
-                        (&mut p.retry, &cell.retry),
-                    ];
-                    for (i, (m, s)) in measures.into_iter().enumerate() {
+                    for kind in MeasureKind::ALL {
+                        let (m, s) = (p.measure_mut(kind), &cell.measures[kind.index()]);
                         m.count += s.count;
-                        sets[i].extend(s.devices.iter().copied());
+                        sets[kind.index()].extend(s.devices.iter().copied());
                         if !s.samples.is_empty() {
                             m.merge(&Measure {
                                 devices: 0,
@@ -417,12 +408,9 @@ impl Worker {
         merged
             .into_values()
             .map(|(mut p, sets)| {
-                let [a, b, c, d, e] = sets;
-                p.boot.devices = a.len() as u64;
-                p.acs_reboot.devices = b.len() as u64;
-                p.bootstrap.devices = c.len() as u64;
-                p.wakeup.devices = d.len() as u64;
-                p.retry.devices = e.len() as u64;
+                for kind in MeasureKind::ALL {
+                    p.measure_mut(kind).devices = sets[kind.index()].len() as u64;
+                }
                 p
             })
             .collect()
@@ -435,9 +423,4 @@ struct PartitionClock {
     max_time: Option<i64>,
     /// Caught up with the end of the partition.
     idle: bool,
-}
-
-/// Rounds down to a multiple of `step` (also for negative times).
-pub(crate) fn floor(t: i64, step: i64) -> i64 {
-    t.div_euclid(step) * step
 }

@@ -48,15 +48,28 @@ pub use inform::{DeviceId, Event, Header, Inform, Param, Warning, Warnings};
 pub use text::Charset;
 
 /// Bounds on what one message may hold. Anything beyond them is refused with a typed error.
+///
+/// With the `serde` feature it reads from a configuration (every field optional,
+/// unknown ones refused); with `clap`, from `--max-…` flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct Limits {
-    /// Largest accepted input in bytes. Default 1 MiB.
+    /// Largest accepted message in bytes.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_message_bytes))]
     pub max_message_bytes: usize,
-    /// Deepest accepted element nesting. Default 64.
+    /// Deepest accepted element nesting.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_depth))]
     pub max_depth: usize,
-    /// Most event codes in one Inform. Default 256.
+    /// Most event codes in one Inform.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_events))]
     pub max_events: usize,
-    /// Most parameters in one Inform. Default 16,384.
+    /// Most parameters in one Inform.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_params))]
     pub max_params: usize,
 }
 

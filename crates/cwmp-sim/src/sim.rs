@@ -194,6 +194,15 @@ impl Simulator {
     }
 
     /// The planted incidents (after construction, complete).
+    /// About how many informs the run gives: each device's periodic ones (planted
+    /// incidents and noise add a few). For progress bars, not for counting.
+    pub fn expected_informs(&self) -> u64 {
+        self.devices
+            .iter()
+            .map(|d| (self.config.duration_ms / d.period_ms.max(1)) as u64 + 1)
+            .sum()
+    }
+
     pub fn planted(&self) -> &[Planted] {
         &self.plants
     }

@@ -20,7 +20,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub ingest: IngestConfig,
     pub detect: DetectServiceConfig,
-    pub limits: LimitsConfig,
+    /// The extractor's bounds (`[limits]`), as `cwmp_inform` defines them.
+    pub limits: Limits,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
@@ -211,38 +212,6 @@ impl Default for DetectServiceConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_message_bytes: usize,
-    pub max_depth: usize,
-    pub max_events: usize,
-    pub max_params: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let l = Limits::default();
-        LimitsConfig {
-            max_message_bytes: l.max_message_bytes,
-            max_depth: l.max_depth,
-            max_events: l.max_events,
-            max_params: l.max_params,
-        }
-    }
-}
-
-impl From<LimitsConfig> for Limits {
-    fn from(l: LimitsConfig) -> Self {
-        Limits {
-            max_message_bytes: l.max_message_bytes,
-            max_depth: l.max_depth,
-            max_events: l.max_events,
-            max_params: l.max_params,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
@@ -293,21 +262,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// librdkafka properties the service sets itself; a passthrough that overrides one
-/// changes delivery semantics, so validation says so.
-pub const MANAGED_CONSUMER_KEYS: &[&str] = &[
-    "bootstrap.servers",
-    "group.id",
-    "enable.auto.offset.store",
-    "enable.auto.commit",
-    "isolation.level",
-];
-pub const MANAGED_PRODUCER_KEYS: &[&str] = &[
-    "bootstrap.servers",
-    "enable.idempotence",
-    "transactional.id",
-];
 
 impl Config {
     /// Layers defaults, the file (when given), the environment, and `overrides`
@@ -423,33 +377,10 @@ impl Config {
         }
     }
 
-    /// Passthrough properties that override what the service manages.
+    /// Passthrough properties that override what the service manages (see
+    /// [`crate::kafka::properties`]).
     pub fn overridden_managed_keys(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (section, map, managed) in [
-            (
-                "client",
-                &self.kafka.client,
-                [MANAGED_CONSUMER_KEYS, MANAGED_PRODUCER_KEYS].concat(),
-            ),
-            (
-                "consumer",
-                &self.kafka.consumer,
-                MANAGED_CONSUMER_KEYS.to_vec(),
-            ),
-            (
-                "producer",
-                &self.kafka.producer,
-                MANAGED_PRODUCER_KEYS.to_vec(),
-            ),
-        ] {
-            for key in map.keys() {
-                if managed.contains(&key.as_str()) {
-                    out.push(format!("kafka.{section}.\"{key}\""));
-                }
-            }
-        }
-        out
+        crate::kafka::properties::overridden(&self.kafka)
     }
 
     /// The effective configuration as TOML, with secrets replaced by `<redacted>`.
@@ -571,6 +502,46 @@ mod tests {
             assert!(err.0.contains("not found"), "{err}");
             Ok(())
         });
+    }
+
+    /// `config/cwmp-stream.example.toml` says it shows the defaults: every key it sets
+    /// has its default value, and it sets every key there is (the passthrough maps
+    /// hold examples, which the file says are not defaults).
+    #[test]
+    fn the_example_file_shows_every_default() {
+        let text = include_str!("../../../config/cwmp-stream.example.toml");
+        let mut example: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .expect("the example parses");
+        example.normalize();
+        example.kafka.client.clear();
+        example.kafka.consumer.clear();
+        example.kafka.producer.clear();
+        assert_eq!(example, Config::default());
+
+        fn missing(
+            defaults: &toml::Table,
+            example: &toml::Table,
+            path: &str,
+            out: &mut Vec<String>,
+        ) {
+            for (key, value) in defaults {
+                let here = format!("{path}{key}");
+                match (value, example.get(key)) {
+                    (_, None) => out.push(here),
+                    (toml::Value::Table(d), Some(toml::Value::Table(e))) => {
+                        missing(d, e, &format!("{here}."), out)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let defaults = toml::Table::try_from(Config::default()).expect("defaults as TOML");
+        let shown: toml::Table = toml::from_str(text).expect("the example is TOML");
+        let mut out = Vec::new();
+        missing(&defaults, &shown, "", &mut out);
+        assert!(out.is_empty(), "the example does not show {out:?}");
     }
 
     #[test]

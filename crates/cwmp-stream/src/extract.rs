@@ -58,8 +58,8 @@ impl<W: Write> Printer<W> {
     fn message(&mut self, message: &[u8], source: Source<'_>, options: &Options) -> io::Result<()> {
         self.line.clear();
         match to_record(message, Transport::default(), source.clone(), options) {
-            Ok(record) => {
-                record.write_json(&mut self.line);
+            Ok(extracted) => {
+                extracted.record.write_json(&mut self.line);
                 self.tally.records += 1;
             }
             Err(err) => {

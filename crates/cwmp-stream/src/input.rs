@@ -5,9 +5,16 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use cwmp_inform::{charset_from_content_type, Options};
+use cwmp_inform::{charset_from_content_type, Options, Warnings};
 use cwmp_record::{parse_rfc3339_ms, EventRecord, Meta};
 use serde::Deserialize;
+
+/// Header names of the input contract, for raw bodies: the receive time (epoch ms
+/// or RFC 3339), the CPE's address, the ACS front-end, and the HTTP content type.
+pub const H_RECEIVED_AT: &str = "cwmp-received-at";
+pub const H_REMOTE_ADDR: &str = "cwmp-remote-addr";
+pub const H_ACS: &str = "cwmp-acs";
+pub const H_CONTENT_TYPE: &str = "content-type";
 
 /// The JSON envelope form. Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
@@ -101,6 +108,24 @@ pub fn parse_received_at(text: &str) -> Option<i64> {
     parse_rfc3339_ms(text)
 }
 
+/// An EventRecord and the extractor's warnings about its message, typed (the record
+/// carries them as text).
+#[derive(Debug)]
+pub struct Extracted<'a> {
+    pub record: EventRecord<'a>,
+    pub warnings: Warnings,
+}
+
+impl<'a> Extracted<'a> {
+    fn new(inform: cwmp_inform::Inform<'a>, meta: Meta<'a>) -> Self {
+        let warnings = inform.warnings;
+        Extracted {
+            record: EventRecord::from_inform(inform, meta),
+            warnings,
+        }
+    }
+}
+
 /// Turns one message in either form into an EventRecord.
 ///
 /// `transport` supplies what a raw body's carrier knows; an envelope's own fields are
@@ -110,7 +135,7 @@ pub fn to_record<'a>(
     transport: Transport<'a>,
     source: cwmp_record::Source<'a>,
     options: &Options,
-) -> Result<EventRecord<'a>, InputError> {
+) -> Result<Extracted<'a>, InputError> {
     if is_envelope(message) {
         let envelope: Envelope<'a> =
             serde_json::from_slice(message).map_err(|e| InputError::Envelope {
@@ -142,17 +167,17 @@ pub fn to_record<'a>(
         return match envelope.body {
             Cow::Borrowed(body) => {
                 let inform = cwmp_inform::extract(body.as_bytes(), &options)?;
-                Ok(EventRecord::from_inform(inform, meta))
+                Ok(Extracted::new(inform, meta))
             }
             Cow::Owned(body) => {
                 let inform = cwmp_inform::extract(body.as_bytes(), &options)?.into_owned();
-                Ok(EventRecord::from_inform(inform, meta))
+                Ok(Extracted::new(inform, meta))
             }
         };
     }
     let options = with_charset(options, transport.content_type.as_deref())?;
     let inform = cwmp_inform::extract(message, &options)?;
-    Ok(EventRecord::from_inform(
+    Ok(Extracted::new(
         inform,
         Meta {
             received_at_ms: transport.received_at_ms,
@@ -216,7 +241,8 @@ mod tests {
             Default::default(),
             &Options::default(),
         )
-        .expect("record");
+        .expect("record")
+        .record;
         assert_eq!(rec.received_at_ms, Some(1_764_000_000_000));
         assert_eq!(rec.acs.as_deref(), Some("acs-eu-1"));
         assert_eq!(rec.remote_addr.as_deref(), Some("203.0.113.7"));
@@ -230,8 +256,9 @@ mod tests {
             acs: Some("a".into()),
             ..Transport::default()
         };
-        let rec =
-            to_record(BODY.as_bytes(), t, Default::default(), &Options::default()).expect("record");
+        let rec = to_record(BODY.as_bytes(), t, Default::default(), &Options::default())
+            .expect("record")
+            .record;
         assert_eq!(
             (rec.received_at_ms, rec.acs.as_deref()),
             (Some(5), Some("a"))

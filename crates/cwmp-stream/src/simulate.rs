@@ -1,6 +1,6 @@
 //! `cwmp-stream simulate`: a simulated fleet's raw Informs to the raw topic, as ACS
-//! front-ends publish them (headers `cwmp-received-at`, `cwmp-acs`,
-//! `cwmp-remote-addr`, `content-type`; keyed by session).
+//! front-ends publish them (the input contract's headers, see [`crate::input`];
+//! keyed by session).
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -10,7 +10,23 @@ use cwmp_sim::{SimMessage, Simulator};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
-use crate::ingest::enqueue;
+use crate::config::KafkaConfig;
+use crate::input::{H_ACS, H_CONTENT_TYPE, H_RECEIVED_AT, H_REMOTE_ADDR};
+use crate::kafka::{delivered, enqueue};
+
+/// The simulator's producer: order kept across retries, small records batched.
+const PRODUCER: &[(&str, &str)] = &[
+    ("linger.ms", "5"),
+    ("compression.type", "lz4"),
+    ("enable.idempotence", "true"),
+];
+
+/// A producer for [`produce`] (used by `simulate` and by the demo).
+pub fn producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    crate::kafka::producer_config(kafka, PRODUCER)
+        .create()
+        .context("creating the simulator's producer")
+}
 
 /// How fast to go, and how far ahead of a consumer.
 pub struct Pace {
@@ -96,19 +112,19 @@ fn record<'a>(
 ) -> FutureRecord<'a, [u8], [u8]> {
     let headers = OwnedHeaders::new()
         .insert(Header {
-            key: "cwmp-received-at",
+            key: H_RECEIVED_AT,
             value: Some(received),
         })
         .insert(Header {
-            key: "cwmp-acs",
+            key: H_ACS,
             value: Some(&m.acs),
         })
         .insert(Header {
-            key: "cwmp-remote-addr",
+            key: H_REMOTE_ADDR,
             value: Some(&m.remote_addr),
         })
         .insert(Header {
-            key: "content-type",
+            key: H_CONTENT_TYPE,
             value: Some(m.content_type),
         });
     FutureRecord::to(topic)
@@ -124,8 +140,8 @@ pub async fn produce<C: rdkafka::ClientContext + 'static>(
     producer: &FutureProducer<C>,
     topic: &str,
     pace: &Pace,
-    expected: u64,
 ) -> anyhow::Result<Produced> {
+    let expected = sim.expected_informs();
     let start = Instant::now();
     let mut progress = Progress::new("simulate", expected);
     let mut pending: std::collections::VecDeque<DeliveryFuture> = std::collections::VecDeque::new();
@@ -169,9 +185,7 @@ pub async fn produce<C: rdkafka::ClientContext + 'static>(
 }
 
 async fn check(delivery: DeliveryFuture) -> anyhow::Result<()> {
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((err, _))) => Err(err).context("an Inform was not delivered"),
-        Err(_) => anyhow::bail!("the producer dropped a delivery"),
-    }
+    delivered(delivery)
+        .await
+        .context("an Inform was not delivered")
 }

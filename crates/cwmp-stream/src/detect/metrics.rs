@@ -1,58 +1,142 @@
-//! Prometheus metrics of the detect service (worker and fleet stage).
+//! Prometheus metrics of the detect service (worker and fleet stage, `cwmp_detect_*`).
 //!
-//! Same conventions as ingest: `cwmp_` names, base units, `_total` counters, label
-//! values from fixed sets (result, alert kind, state, message type) — never a device.
+//! Same conventions as ingest: label values from fixed sets (result, alert kind,
+//! state, message type, stage) — never a device — each written once, in the typed
+//! methods below.
 
-use cwmp_detect::{AlertKind, AlertState};
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::collections::BTreeMap;
+
+use cwmp_detect::aggregate::{Measure, MeasureKind, Partial};
+use cwmp_detect::{Alert, AlertKind, AlertState, Scope, Verdict};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::kafka::ConsumerMetrics;
-use crate::metrics::{counter_vec, gauge};
+use crate::metrics::{counter, counter_vec, gauge};
+
+/// What became of one EventRecord: the `result` label of `cwmp_detect_records_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordResult {
+    /// What the worker decided.
+    Judged(Verdict),
+    /// Not a usable EventRecord.
+    Invalid,
+}
+
+impl RecordResult {
+    pub const ALL: [RecordResult; 4] = [
+        RecordResult::Judged(Verdict::Accepted),
+        RecordResult::Judged(Verdict::Late),
+        RecordResult::Judged(Verdict::Duplicate),
+        RecordResult::Invalid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordResult::Judged(verdict) => verdict.as_str(),
+            RecordResult::Invalid => "invalid",
+        }
+    }
+}
+
+/// Aggregate traffic: the `type` label of `cwmp_detect_aggregates_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateTraffic {
+    PartialSent,
+    CloseSent,
+    PartialReceived,
+    CloseReceived,
+    InvalidReceived,
+}
+
+impl AggregateTraffic {
+    pub const ALL: [AggregateTraffic; 5] = [
+        AggregateTraffic::PartialSent,
+        AggregateTraffic::CloseSent,
+        AggregateTraffic::PartialReceived,
+        AggregateTraffic::CloseReceived,
+        AggregateTraffic::InvalidReceived,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggregateTraffic::PartialSent => "partial_sent",
+            AggregateTraffic::CloseSent => "close_sent",
+            AggregateTraffic::PartialReceived => "partial_received",
+            AggregateTraffic::CloseReceived => "close_received",
+            AggregateTraffic::InvalidReceived => "invalid_received",
+        }
+    }
+}
+
+/// The two stages of detect: the `stage` label of `cwmp_detect_active_alerts` (the
+/// stage that decides an alert).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectStage {
+    /// Per-device alerts.
+    Worker,
+    /// Fleet alerts.
+    Fleet,
+}
+
+impl DetectStage {
+    pub const ALL: [DetectStage; 2] = [DetectStage::Worker, DetectStage::Fleet];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectStage::Worker => "worker",
+            DetectStage::Fleet => "fleet",
+        }
+    }
+}
+
+/// The `measure` label of `cwmp_detect_window_value`, per measure of a partial.
+fn measure_label(kind: MeasureKind) -> &'static str {
+    match kind {
+        MeasureKind::Boot => "unsolicited_boot_devices",
+        MeasureKind::AcsReboot => "acs_reboot_devices",
+        MeasureKind::Bootstrap => "bootstrap_devices",
+        MeasureKind::Wakeup => "wakeup_devices",
+        MeasureKind::Retry => "retried_informs",
+    }
+}
+
+/// The value shown for a measure: distinct devices, except counts for retries.
+fn measure_value(kind: MeasureKind, m: &Measure) -> u64 {
+    match kind {
+        MeasureKind::Retry => m.count,
+        _ => m.devices,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct DetectMetrics {
     pub registry: Registry,
-    pub records: IntCounterVec,
-    pub alerts: IntCounterVec,
-    pub active_alerts: IntGaugeVec,
+    records: IntCounterVec,
+    alerts: IntCounterVec,
+    active_alerts: IntGaugeVec,
     pub tracked_devices: IntGauge,
     pub state_bytes: IntGauge,
     pub watermark_lag_seconds: IntGauge,
-    pub aggregates: IntCounterVec,
-    pub late_partials: prometheus::IntCounter,
+    aggregates: IntCounterVec,
+    pub late_partials: IntCounter,
     pub producer_queue: IntGauge,
-    pub window: IntGaugeVec,
-    pub window_start_seconds: IntGauge,
+    window: IntGaugeVec,
+    window_start_seconds: IntGauge,
     pub worker_consumer: ConsumerMetrics,
     pub fleet_consumer: ConsumerMetrics,
 }
 
-fn consumer_metrics(registry: &Registry, stage: &str) -> ConsumerMetrics {
-    ConsumerMetrics {
-        rebalances: counter_vec(
-            registry,
-            &format!("cwmp_detect_{stage}_rebalances_total"),
-            "Consumer group rebalances by kind.",
-            "kind",
-            &["assign", "revoke", "error"],
-        ),
-        consumer_lag: gauge(
-            registry,
-            &format!("cwmp_detect_{stage}_consumer_lag_messages"),
-            "Messages behind the end of the assigned partitions (librdkafka statistics).",
-        ),
-        assigned_partitions: gauge(
-            registry,
-            &format!("cwmp_detect_{stage}_assigned_partitions"),
-            "Partitions assigned to this instance.",
-        ),
-    }
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
 }
 
 impl DetectMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let kinds: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
         let alerts = IntCounterVec::new(
             Opts::new(
                 "cwmp_detect_alerts_total",
@@ -64,48 +148,40 @@ impl DetectMetrics {
         registry
             .register(Box::new(alerts.clone()))
             .expect("unique metric");
-        for k in &kinds {
+        for k in AlertKind::ALL {
             for s in AlertState::ALL {
-                alerts.with_label_values(&[k, s.as_str()]);
+                alerts.with_label_values(&[k.as_str(), s.as_str()]);
             }
         }
-        let active_alerts = IntGaugeVec::new(
-            Opts::new(
-                "cwmp_detect_active_alerts",
-                "Open alerts by kind and the stage that decides them (worker: per-device alerts; fleet: fleet alerts).",
-            ),
+        let active_alerts = gauge_vec(
+            &registry,
+            "cwmp_detect_active_alerts",
+            "Open alerts by kind and the stage that decides them (worker: per-device alerts; fleet: fleet alerts).",
             &["kind", "stage"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(active_alerts.clone()))
-            .expect("unique metric");
-        for k in &kinds {
-            for stage in ["worker", "fleet"] {
-                active_alerts.with_label_values(&[k, stage]);
+        );
+        for k in AlertKind::ALL {
+            for stage in DetectStage::ALL {
+                active_alerts.with_label_values(&[k.as_str(), stage.as_str()]);
             }
         }
-        let late_partials = prometheus::IntCounter::new(
-            "cwmp_detect_late_partials_total",
-            "Partial aggregates for windows the fleet stage had already decided.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(late_partials.clone()))
-            .expect("unique metric");
-        let window = IntGaugeVec::new(
-            Opts::new(
-                "cwmp_detect_window_value",
-                "The fleet stage's last decided window, per measure: informs, unsolicited_boot_devices, acs_reboot_devices, bootstrap_devices, wakeup_events, wakeup_devices, retried_informs. Scopes fleet (key all) and product_class (the 20 largest by informs, the rest summed as key other).",
-            ),
-            &["measure", "scope", "key"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(window.clone()))
-            .expect("unique metric");
+        let measures = [
+            "informs",
+            measure_label(MeasureKind::Boot),
+            measure_label(MeasureKind::AcsReboot),
+            measure_label(MeasureKind::Bootstrap),
+            "wakeup_events",
+            measure_label(MeasureKind::Wakeup),
+            measure_label(MeasureKind::Retry),
+        ];
+        let results: Vec<&str> = RecordResult::ALL.iter().map(|r| r.as_str()).collect();
+        let traffic: Vec<&str> = AggregateTraffic::ALL.iter().map(|t| t.as_str()).collect();
         DetectMetrics {
-            window,
+            window: gauge_vec(
+                &registry,
+                "cwmp_detect_window_value",
+                &format!("The fleet stage's last decided window, per measure: {}. Scopes fleet (key all) and product_class (the {TOP_PRODUCT_CLASSES} largest by informs, the rest summed as key other).", measures.join(", ")),
+                &["measure", "scope", "key"],
+            ),
             window_start_seconds: gauge(
                 &registry,
                 "cwmp_detect_window_start_seconds",
@@ -116,7 +192,7 @@ impl DetectMetrics {
                 "cwmp_detect_records_total",
                 "EventRecords by result: accepted, late (older than the watermark; counted, not folded in), duplicate (a redelivery), invalid (not a usable EventRecord).",
                 "result",
-                &["accepted", "late", "duplicate", "invalid"],
+                &results,
             ),
             alerts,
             active_alerts,
@@ -132,24 +208,61 @@ impl DetectMetrics {
                 "cwmp_detect_aggregates_total",
                 "Partial-aggregate messages by type and direction.",
                 "type",
-                &["partial_sent", "close_sent", "partial_received", "close_received", "invalid_received"],
+                &traffic,
             ),
-            late_partials,
+            late_partials: counter(
+                &registry,
+                "cwmp_detect_late_partials_total",
+                "Partial aggregates for windows the fleet stage had already decided.",
+            ),
             producer_queue: gauge(
                 &registry,
                 "cwmp_detect_producer_queue_messages",
                 "Messages waiting in the producer queue (librdkafka statistics).",
             ),
-            worker_consumer: consumer_metrics(&registry, "worker"),
-            fleet_consumer: consumer_metrics(&registry, "fleet"),
+            worker_consumer: ConsumerMetrics::register(
+                &registry,
+                "cwmp_detect_worker",
+                "Partitions assigned to this instance.",
+            ),
+            fleet_consumer: ConsumerMetrics::register(
+                &registry,
+                "cwmp_detect_fleet",
+                "Partitions assigned to this instance.",
+            ),
             registry,
         }
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out);
-        out
+        crate::metrics::render(&self.registry)
+    }
+
+    /// Counts one EventRecord.
+    pub fn record(&self, result: RecordResult) {
+        self.records.with_label_values(&[result.as_str()]).inc();
+    }
+
+    /// EventRecords counted with `result` so far.
+    pub fn records(&self, result: RecordResult) -> u64 {
+        self.records.with_label_values(&[result.as_str()]).get()
+    }
+
+    /// EventRecords counted so far, whatever their result.
+    pub fn records_seen(&self) -> u64 {
+        RecordResult::ALL.iter().map(|&r| self.records(r)).sum()
+    }
+
+    /// Counts one published alert transition.
+    pub fn alert(&self, alert: &Alert) {
+        self.alerts
+            .with_label_values(&[alert.kind.as_str(), alert.state.as_str()])
+            .inc();
+    }
+
+    /// Counts aggregate traffic.
+    pub fn aggregate(&self, traffic: AggregateTraffic) {
+        self.aggregates.with_label_values(&[traffic.as_str()]).inc();
     }
 }
 
@@ -164,48 +277,22 @@ pub const TOP_PRODUCT_CLASSES: usize = 20;
 
 impl DetectMetrics {
     /// Sets `cwmp_detect_active_alerts` for one stage.
-    pub fn set_active(&self, stage: &str, active: &std::collections::BTreeMap<AlertKind, u64>) {
+    pub fn set_active(&self, stage: DetectStage, active: &BTreeMap<AlertKind, u64>) {
         for kind in AlertKind::ALL {
             self.active_alerts
-                .with_label_values(&[kind.as_str(), stage])
+                .with_label_values(&[kind.as_str(), stage.as_str()])
                 .set(active.get(&kind).copied().unwrap_or(0) as i64);
         }
     }
 
     /// Publishes the fleet stage's last decided window (bounded label values).
-    pub fn set_window(
-        &self,
-        start_ms: i64,
-        partials: &std::collections::BTreeMap<
-            (cwmp_detect::Scope, String),
-            cwmp_detect::aggregate::Partial,
-        >,
-    ) {
-        use cwmp_detect::aggregate::Partial;
-        use cwmp_detect::Scope;
-        fn measures(p: &Partial) -> [(&'static str, u64); 7] {
-            [
-                ("informs", p.informs),
-                ("unsolicited_boot_devices", p.boot.devices),
-                ("acs_reboot_devices", p.acs_reboot.devices),
-                ("bootstrap_devices", p.bootstrap.devices),
-                ("wakeup_events", p.wakeup.count),
-                ("wakeup_devices", p.wakeup.devices),
-                ("retried_informs", p.retry.count),
-            ]
-        }
+    pub fn set_window(&self, start_ms: i64, partials: &BTreeMap<(Scope, String), Partial>) {
         self.window.reset();
         self.window_start_seconds.set(start_ms / 1000);
         let mut classes: Vec<&Partial> = Vec::new();
         for ((scope, _), p) in partials {
             match scope {
-                Scope::Fleet => {
-                    for (m, v) in measures(p) {
-                        self.window
-                            .with_label_values(&[m, "fleet", "all"])
-                            .set(v as i64);
-                    }
-                }
+                Scope::Fleet => self.set_measures(p, "fleet", "all"),
                 Scope::ProductClass => classes.push(p),
                 _ => {}
             }
@@ -214,21 +301,26 @@ impl DetectMetrics {
         let mut other = Partial::default();
         for (i, p) in classes.iter().enumerate() {
             if i < TOP_PRODUCT_CLASSES {
-                for (m, v) in measures(p) {
-                    self.window
-                        .with_label_values(&[m, "product_class", &p.key])
-                        .set(v as i64);
-                }
+                self.set_measures(p, "product_class", &p.key);
             } else {
                 other.merge(p);
             }
         }
         if classes.len() > TOP_PRODUCT_CLASSES {
-            for (m, v) in measures(&other) {
-                self.window
-                    .with_label_values(&[m, "product_class", "other"])
-                    .set(v as i64);
-            }
+            self.set_measures(&other, "product_class", "other");
         }
+    }
+
+    fn set_measures(&self, p: &Partial, scope: &str, key: &str) {
+        let set = |measure: &str, value: u64| {
+            self.window
+                .with_label_values(&[measure, scope, key])
+                .set(value as i64);
+        };
+        set("informs", p.informs);
+        for kind in MeasureKind::ALL {
+            set(measure_label(kind), measure_value(kind, p.measure(kind)));
+        }
+        set("wakeup_events", p.measure(MeasureKind::Wakeup).count);
     }
 }

@@ -20,18 +20,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::Consumer;
-use rdkafka::producer::DeliveryFuture;
-use rdkafka::Message;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tokio::sync::watch;
 
 use crate::config::{Config, Stage};
 use crate::health::Health;
-use crate::kafka::ConsumerMetrics;
+use crate::kafka::properties::{producer_defaults, PARTITION_EOF, STORE_AFTER_ACK};
+use crate::kafka::{delivered, GroupConsumer, StatsProducer};
 pub use metrics::DetectMetrics;
-
-pub(crate) type DetectConsumer = crate::kafka::GroupConsumer;
-pub(crate) type DetectProducer = crate::kafka::StatsProducer;
+use metrics::DetectStage;
 
 /// Runs the configured stage(s) until `stop` turns true, or a fatal error.
 pub async fn run(
@@ -64,109 +61,90 @@ pub async fn run(
     }
 }
 
-/// A detect consumer: offsets stored after outputs are acknowledged; with
-/// `partition_eof`, end-of-partition events (the worker's watermark waits only for
-/// partitions with a backlog).
-pub(crate) fn create_consumer(
-    config: &Config,
-    group_id: &str,
-    topic: &str,
-    partition_eof: bool,
-    metrics: ConsumerMetrics,
-    health: &Arc<Health>,
-) -> anyhow::Result<DetectConsumer> {
-    let mut ours = crate::kafka::STORE_AFTER_ACK.to_vec();
-    ours.push((
-        "enable.partition.eof",
-        if partition_eof { "true" } else { "false" },
-    ));
-    crate::kafka::group_consumer(&config.kafka, group_id, topic, &ours, metrics, health)
+/// A stage's Kafka clients: its group consumer and the producer of its outputs.
+struct StageClients {
+    consumer: GroupConsumer,
+    producer: StatsProducer,
 }
 
-pub(crate) fn create_producer(
-    config: &Config,
-    metrics: &DetectMetrics,
-) -> anyhow::Result<DetectProducer> {
-    crate::kafka::stats_producer(
-        &config.kafka,
-        crate::ingest::PRODUCER_DEFAULTS,
-        metrics.producer_queue.clone(),
-    )
-}
+impl StageClients {
+    /// The worker consumes EventRecords, with end-of-partition events (its watermark
+    /// waits only for partitions with a backlog); the fleet stage consumes
+    /// aggregates. Both store offsets only after their outputs are acknowledged.
+    fn open(
+        config: &Config,
+        metrics: &DetectMetrics,
+        health: &Arc<Health>,
+        stage: DetectStage,
+    ) -> anyhow::Result<Self> {
+        let d = &config.detect;
+        let (group_id, topic, partition_eof, consumer_metrics) = match stage {
+            DetectStage::Worker => (
+                &d.group_id,
+                &d.input_topic,
+                "true",
+                &metrics.worker_consumer,
+            ),
+            DetectStage::Fleet => (
+                &d.fleet_group_id,
+                &d.aggregates_topic,
+                "false",
+                &metrics.fleet_consumer,
+            ),
+        };
+        let mut ours = STORE_AFTER_ACK.to_vec();
+        ours.push((PARTITION_EOF, partition_eof));
+        let consumer = crate::kafka::group_consumer(
+            &config.kafka,
+            group_id,
+            topic,
+            &ours,
+            consumer_metrics.clone(),
+            health,
+        )?;
+        let producer = crate::kafka::stats_producer(
+            &config.kafka,
+            &producer_defaults(),
+            metrics.producer_queue.clone(),
+        )?;
+        Ok(StageClients { consumer, producer })
+    }
 
-/// Partitions of `topic`, waiting up to a minute for it to exist.
-pub(crate) async fn partition_count(consumer: &DetectConsumer, topic: &str) -> anyhow::Result<i32> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let found = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok()
-            .and_then(|m| {
-                m.topics()
-                    .iter()
-                    .find(|t| t.name() == topic && t.error().is_none())
-                    .map(|t| t.partitions().len() as i32)
-            })
-            .filter(|&n| n > 0);
-        if let Some(n) = found {
-            return Ok(n);
+    /// At shutdown: unready, then flush and commit within the drain bound.
+    fn close(self, config: &Config, health: &Health, stage: DetectStage) {
+        health.set_draining();
+        let drain = Duration::from_millis(config.detect.drain_timeout_ms);
+        if let Err(err) = rdkafka::producer::Producer::flush(&self.producer, drain) {
+            tracing::warn!(%err, "producer flush at shutdown");
         }
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("topic {topic} does not exist (or has no partitions) after 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        crate::kafka::commit_stored(&self.consumer);
+        tracing::info!(stage = stage.as_str(), "detect stage stopped");
     }
 }
 
 /// Awaits the deliveries of one batch; the first failure is fatal (storing offsets
 /// past a lost output would lose it).
-pub(crate) async fn await_deliveries(deliveries: Vec<DeliveryFuture>) -> anyhow::Result<()> {
+async fn await_deliveries(deliveries: Vec<DeliveryFuture>) -> anyhow::Result<()> {
     for delivery in deliveries {
-        match delivery.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((err, message))) => {
-                anyhow::bail!("an output to {} was not delivered: {err}", message.topic())
-            }
-            Err(_) => anyhow::bail!("the producer dropped a delivery"),
-        }
+        delivered(delivery).await?;
     }
     Ok(())
 }
 
 /// Enqueues one alert on the alerts topic (key = alert id) and counts it.
-pub(crate) async fn send_alert(
+async fn send_alert(
     config: &Config,
-    producer: &DetectProducer,
+    producer: &StatsProducer,
     metrics: &DetectMetrics,
     alert: &cwmp_detect::Alert,
 ) -> anyhow::Result<DeliveryFuture> {
-    metrics
-        .alerts
-        .with_label_values(&[alert.kind.as_str(), alert.state.as_str()])
-        .inc();
+    metrics.alert(alert);
     let json = alert.to_json();
-    let record = rdkafka::producer::FutureRecord::to(&config.detect.alerts_topic)
+    let record = FutureRecord::to(&config.detect.alerts_topic)
         .key(alert.id.as_bytes())
         .payload(json.as_bytes())
         .timestamp(alert.event_time_ms);
-    crate::ingest::enqueue(producer, record)
+    crate::kafka::enqueue(producer, record)
         .await
         .context("producing an alert")
-}
-
-/// Stores the offsets of a processed batch (after its outputs were acknowledged).
-pub(crate) fn store_offsets(consumer: &DetectConsumer, batch: &[rdkafka::message::OwnedMessage]) {
-    for m in batch {
-        if let Err(err) = consumer.store_offset(m.topic(), m.partition(), m.offset()) {
-            tracing::debug!(%err, partition = m.partition(), "offset not stored (revoked)");
-        }
-    }
-}
-
-/// Flushes and commits at shutdown, within the drain bound.
-pub(crate) fn finish(consumer: &DetectConsumer, producer: &DetectProducer, drain: Duration) {
-    if let Err(err) = rdkafka::producer::Producer::flush(producer, drain) {
-        tracing::warn!(%err, "producer flush at shutdown");
-    }
-    crate::kafka::commit_stored(consumer);
 }

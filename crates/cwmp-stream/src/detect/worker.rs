@@ -8,18 +8,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use cwmp_detect::aggregate::AggregateMessage;
 use cwmp_detect::{Observation, Worker, WorkerOutput};
-use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 use tokio::sync::watch;
 
-use super::{
-    await_deliveries, create_consumer, create_producer, finish, partition_count, send_alert,
-    store_offsets, DetectMetrics,
-};
+use super::metrics::{AggregateTraffic, DetectStage, RecordResult};
+use super::{await_deliveries, send_alert, DetectMetrics, StageClients};
 use crate::config::Config;
 use crate::health::Health;
-use crate::ingest::enqueue;
+use crate::kafka::{
+    assigned as assigned_partitions, enqueue, partition_count, recv_batch, store_offsets, Batch,
+    StatsProducer,
+};
 
 pub async fn run(
     config: &Config,
@@ -27,21 +27,26 @@ pub async fn run(
     health: Arc<Health>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let clients = StageClients::open(config, &metrics, &health, DetectStage::Worker)?;
+    let consumed = consume(config, &clients, &metrics, &health, &mut stop).await;
+    clients.close(config, &health, DetectStage::Worker);
+    consumed
+}
+
+/// Consumes, detects and publishes until `stop` turns true or an output fails.
+async fn consume(
+    config: &Config,
+    clients: &StageClients,
+    metrics: &DetectMetrics,
+    health: &Health,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let d = &config.detect;
-    let consumer = create_consumer(
-        config,
-        &d.group_id,
-        &d.input_topic,
-        true,
-        metrics.worker_consumer.clone(),
-        &health,
-    )?;
-    let producer = create_producer(config, &metrics)?;
-    let input_partitions = partition_count(&consumer, &d.input_topic).await?;
-    let aggregate_partitions = partition_count(&consumer, &d.aggregates_topic).await?;
+    let StageClients { consumer, producer } = clients;
+    let input_partitions = partition_count(consumer, &d.input_topic).await?;
+    let aggregate_partitions = partition_count(consumer, &d.aggregates_topic).await?;
     let mut worker = Worker::new(d.rules.clone())?;
     let mut assigned: Vec<i32> = Vec::new();
-    let mut failure = None;
     // Partitions at their end since when; idle for the watermark after partition_idle_ms.
     let mut at_end: BTreeMap<i32, (Instant, bool)> = BTreeMap::new();
     let idle_after = Duration::from_millis(d.partition_idle_ms);
@@ -49,29 +54,21 @@ pub async fn run(
     loop {
         let batch = tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => break,
-            batch = crate::kafka::recv_batch(&consumer, d.batch_max_messages) => batch,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+            batch = recv_batch(consumer, d.batch_max_messages) => batch,
             // Wake up to notice partitions that have gone idle.
-            _ = tokio::time::sleep(idle_after / 4 + Duration::from_millis(1)) => crate::kafka::Batch::default(),
+            _ = tokio::time::sleep(idle_after / 4 + Duration::from_millis(1)) => Batch::default(),
         };
         if !batch.messages.is_empty() {
             health.progress();
         }
         // Closes name the partitions this worker owns: follow the assignment.
-        let now: Vec<i32> = consumer
-            .assignment()
-            .map(|tpl| {
-                tpl.elements_for_topic(&d.input_topic)
-                    .iter()
-                    .map(|e| e.partition())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let now = assigned_partitions(consumer, &d.input_topic);
         if now != assigned {
             assigned = now;
             worker.set_partitions(assigned.clone(), input_partitions);
         }
-        let crate::kafka::Batch {
+        let Batch {
             messages: batch,
             eof,
         } = batch;
@@ -88,27 +85,21 @@ pub async fn run(
                 newly_idle.push(*partition);
             }
         }
-        let outputs = observe_batch(&mut worker, &metrics, &batch, &newly_idle);
+        let outputs = observe_batch(&mut worker, metrics, &batch, &newly_idle);
         let mut deliveries = Vec::new();
-        let sent = async {
-            for output in outputs {
-                send(
-                    config,
-                    &producer,
-                    &metrics,
-                    output,
-                    aggregate_partitions,
-                    &mut deliveries,
-                )
-                .await?;
-            }
-            await_deliveries(deliveries).await
-        };
-        if let Err(err) = sent.await {
-            failure = Some(err);
-            break;
+        for output in outputs {
+            send(
+                config,
+                producer,
+                metrics,
+                output,
+                aggregate_partitions,
+                &mut deliveries,
+            )
+            .await?;
         }
-        store_offsets(&consumer, &batch);
+        await_deliveries(deliveries).await?;
+        store_offsets(consumer, &batch);
         // The state gauges walk the worker's tables: once a second, not per batch.
         if gauges_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             gauges_at = Some(Instant::now());
@@ -120,17 +111,9 @@ pub async fn run(
                     .map_or(0, |d| d.as_millis() as i64);
                 metrics.watermark_lag_seconds.set((now_ms - w) / 1000);
             }
-            metrics.set_active("worker", &worker.active());
+            metrics.set_active(DetectStage::Worker, &worker.active());
         }
     }
-    health.set_draining();
-    finish(
-        &consumer,
-        &producer,
-        Duration::from_millis(d.drain_timeout_ms),
-    );
-    tracing::info!("detect worker stopped");
-    failure.map_or(Ok(()), Err)
 }
 
 /// Folds a batch of EventRecords (and the partitions gone idle) into the worker;
@@ -144,17 +127,17 @@ fn observe_batch(
     let mut outputs = Vec::new();
     for message in batch {
         let Some(payload) = message.payload() else {
-            metrics.records.with_label_values(&["invalid"]).inc();
+            metrics.record(RecordResult::Invalid);
             continue;
         };
         let mut buf = payload.to_vec();
         match Observation::from_json(&mut buf) {
             Ok(obs) => {
                 let verdict = worker.observe(message.partition(), &obs, &mut outputs);
-                metrics.records.with_label_values(&[verdict.as_str()]).inc();
+                metrics.record(RecordResult::Judged(verdict));
             }
             Err(err) => {
-                metrics.records.with_label_values(&["invalid"]).inc();
+                metrics.record(RecordResult::Invalid);
                 tracing::warn!(%err, partition = message.partition(), offset = message.offset(), "skipping a record the detectors cannot use");
             }
         }
@@ -169,7 +152,7 @@ fn observe_batch(
 /// close (to every aggregates partition, so that every fleet instance sees it).
 async fn send(
     config: &Config,
-    producer: &super::DetectProducer,
+    producer: &StatsProducer,
     metrics: &DetectMetrics,
     output: WorkerOutput,
     aggregate_partitions: i32,
@@ -184,10 +167,7 @@ async fn send(
             let json = serde_json::to_vec(&message).context("encoding an aggregate")?;
             match message.kafka_key() {
                 Some(key) => {
-                    metrics
-                        .aggregates
-                        .with_label_values(&["partial_sent"])
-                        .inc();
+                    metrics.aggregate(AggregateTraffic::PartialSent);
                     let record = FutureRecord::to(&d.aggregates_topic)
                         .key(key.as_bytes())
                         .payload(json.as_slice());
@@ -199,7 +179,7 @@ async fn send(
                 }
                 None => {
                     debug_assert!(matches!(message, AggregateMessage::Close(_)));
-                    metrics.aggregates.with_label_values(&["close_sent"]).inc();
+                    metrics.aggregate(AggregateTraffic::CloseSent);
                     for partition in 0..aggregate_partitions {
                         let record = FutureRecord::<[u8], [u8]>::to(&d.aggregates_topic)
                             .partition(partition)

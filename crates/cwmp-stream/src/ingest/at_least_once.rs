@@ -14,16 +14,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use rdkafka::consumer::Consumer;
-use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, Producer};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::process::Processed;
-use super::{count, process_batch, produce_outcome, IngestConsumer};
+use super::{process_batch, produce_outcome, IngestConsumer, IngestMetrics, IngestProducer};
 use crate::config::Config;
 use crate::health::Health;
-use crate::metrics::IngestMetrics;
+use crate::kafka::properties::{producer_defaults, STORE_AFTER_ACK};
+use crate::kafka::{delivered, store_offset, Position};
 
 /// One message waiting for its output to be acknowledged.
 struct Pending {
@@ -32,16 +31,8 @@ struct Pending {
     _permit: OwnedSemaphorePermit,
 }
 
-pub async fn run(
-    config: &Config,
-    metrics: IngestMetrics,
-    health: Arc<Health>,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    run_with(config, metrics, health, stop, super::process::process).await
-}
-
-/// [`run`] with another transform (the benchmarks' pass-through).
+/// Runs at-least-once ingest with `transform` ([`super::process::process`] in the
+/// service; the benchmarks' pass-through to measure the Kafka path alone).
 pub async fn run_with(
     config: &Config,
     metrics: IngestMetrics,
@@ -53,20 +44,15 @@ pub async fn run_with(
         &config.kafka,
         &config.ingest.group_id,
         &config.ingest.input_topic,
-        crate::kafka::STORE_AFTER_ACK,
-        (&metrics).into(),
+        STORE_AFTER_ACK,
+        metrics.consumer.clone(),
         &health,
     )?);
     let producer = crate::kafka::stats_producer(
         &config.kafka,
-        super::PRODUCER_DEFAULTS,
+        &producer_defaults(),
         metrics.producer_queue.clone(),
     )?;
-    let options = cwmp_inform::Options {
-        limits: config.limits.into(),
-        charset: None,
-    };
-    let permits = Arc::new(Semaphore::new(config.ingest.max_in_flight));
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Pending>();
     let acker = tokio::spawn(acknowledge(
         consumer.clone(),
@@ -74,74 +60,19 @@ pub async fn run_with(
         metrics.clone(),
         health.clone(),
     ));
-
-    let batch_max = config.ingest.batch_max_messages;
-    let batches = futures::stream::unfold(consumer.clone(), move |consumer| async move {
-        let batch = crate::kafka::recv_batch(&consumer, batch_max)
-            .await
-            .messages;
-        Some((batch, consumer))
-    });
-    let mut batches = Box::pin(
-        batches
-            .map(move |messages| process_batch(messages, options, transform))
-            // Two batches extract at once (one per core) and come out in order.
-            .buffered(2),
-    );
-
-    let mut failure: Option<anyhow::Error> = None;
-    loop {
-        let batch = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            batch = batches.next() => batch,
-        };
-        let Some(batch) = batch else { break };
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        };
-        for mut processed in batch {
-            health.progress();
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .context("in-flight permits closed")?;
-            metrics.in_flight.inc();
-            let delivery = match produce_outcome(&producer, config, &mut processed).await {
-                Ok(delivery) => delivery,
-                Err(err) => {
-                    failure = Some(err);
-                    break;
-                }
-            };
-            if ack_tx
-                .send(Pending {
-                    processed,
-                    delivery,
-                    _permit: permit,
-                })
-                .is_err()
-            {
-                failure = Some(anyhow::anyhow!(
-                    "the acknowledger stopped (a delivery failed)"
-                ));
-                break;
-            }
-        }
-        if failure.is_some() {
-            break;
-        }
-    }
-    drop(batches);
+    let io = Io {
+        config,
+        consumer: &consumer,
+        producer: &producer,
+        metrics: &metrics,
+        health: &health,
+    };
+    // Returns on stop or on the first failure; `ack_tx` goes with it, which tells the
+    // acknowledger that nothing more is coming.
+    let consumed = consume(io, &mut stop, transform, ack_tx).await;
 
     // Drain: no new input; wait for what is in flight, within the bound.
     health.set_draining();
-    drop(ack_tx);
     let drain = Duration::from_millis(config.ingest.drain_timeout_ms);
     let started = Instant::now();
     tracing::info!(in_flight = metrics.in_flight.get(), "draining");
@@ -162,9 +93,76 @@ pub async fn run_with(
     }
     crate::kafka::commit_stored(&consumer);
     tracing::info!("ingest stopped");
-    match (failure, acked) {
-        (Some(err), _) | (None, Err(err)) => Err(err),
-        (None, Ok(())) => Ok(()),
+    consumed.and(acked)
+}
+
+/// What the consuming loop works with.
+#[derive(Clone, Copy)]
+struct Io<'a> {
+    config: &'a Config,
+    consumer: &'a Arc<IngestConsumer>,
+    producer: &'a IngestProducer,
+    metrics: &'a IngestMetrics,
+    health: &'a Health,
+}
+
+/// Consumes, extracts and enqueues until `stop` turns true; hands each enqueued
+/// output to the acknowledger. At most `max_in_flight` messages are unacknowledged.
+async fn consume(
+    io: Io<'_>,
+    stop: &mut watch::Receiver<bool>,
+    transform: super::Transform,
+    ack_tx: mpsc::UnboundedSender<Pending>,
+) -> anyhow::Result<()> {
+    let Io {
+        config,
+        consumer,
+        producer,
+        metrics,
+        health,
+    } = io;
+    let options = cwmp_inform::Options {
+        limits: config.limits,
+        charset: None,
+    };
+    let permits = Arc::new(Semaphore::new(config.ingest.max_in_flight));
+    let batch_max = config.ingest.batch_max_messages;
+    let batches = futures::stream::unfold(consumer.clone(), move |consumer| async move {
+        let batch = crate::kafka::recv_batch(&consumer, batch_max)
+            .await
+            .messages;
+        Some((batch, consumer))
+    });
+    let mut batches = Box::pin(
+        batches
+            .map(move |messages| process_batch(messages, options, transform))
+            // Two batches extract at once (one per core) and come out in order.
+            .buffered(2),
+    );
+    loop {
+        let batch = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+            batch = batches.next() => batch,
+        };
+        let Some(batch) = batch else { return Ok(()) };
+        for mut processed in batch? {
+            health.progress();
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .context("in-flight permits closed")?;
+            metrics.in_flight.inc();
+            let delivery = produce_outcome(producer, config, &mut processed).await?;
+            ack_tx
+                .send(Pending {
+                    processed,
+                    delivery,
+                    _permit: permit,
+                })
+                .map_err(|_| anyhow::anyhow!("the acknowledger stopped (a delivery failed)"))?;
+        }
     }
 }
 
@@ -180,30 +178,13 @@ async fn acknowledge(
     while let Some(p) = pending.recv().await {
         let message = &p.processed.message;
         if let Some(delivery) = p.delivery {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((err, _))) => {
-                    return Err(anyhow::anyhow!(
-                        "output of {}/{}@{} was not delivered: {err}",
-                        message.topic(),
-                        message.partition(),
-                        message.offset()
-                    ))
-                }
-                Err(_) => return Err(anyhow::anyhow!("the producer dropped a delivery")),
-            }
+            delivered(delivery)
+                .await
+                .with_context(|| format!("the output of input {}", Position::of(message)))?;
         }
-        if let Err(err) =
-            consumer.store_offset(message.topic(), message.partition(), message.offset())
-        {
-            // The partition was revoked meanwhile: its new owner consumes it again.
-            tracing::debug!(%err, partition = message.partition(), "offset not stored");
-        }
-        metrics
-            .ack_latency_seconds
-            .observe(p.processed.received.elapsed().as_secs_f64());
+        store_offset(&*consumer, message);
         metrics.in_flight.dec();
-        count(&metrics, &p.processed);
+        metrics.count(&p.processed);
         health.progress();
     }
     Ok(())

@@ -20,10 +20,11 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::{count, process_batch, produce_outcome, IngestConsumer, IngestProducer};
+use super::metrics::TxnOutcome;
+use super::{process_batch, produce_outcome, IngestConsumer, IngestMetrics, IngestProducer};
 use crate::config::Config;
 use crate::health::Health;
-use crate::metrics::IngestMetrics;
+use crate::kafka::properties::{producer_defaults, TRANSACTIONAL_CONSUMER, TRANSACTIONAL_PRODUCER};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -46,21 +47,14 @@ pub async fn run(
         &config.kafka,
         &config.ingest.group_id,
         &config.ingest.input_topic,
-        &[
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("isolation.level", "read_committed"),
-            ("auto.offset.reset", "earliest"),
-        ],
-        (&metrics).into(),
+        TRANSACTIONAL_CONSUMER,
+        metrics.consumer.clone(),
         &health,
     )?;
     let tid = transactional_id(config);
-    let mut ours: Vec<(&str, &str)> = super::PRODUCER_DEFAULTS.to_vec();
+    let mut ours: Vec<(&str, &str)> = producer_defaults();
+    ours.extend_from_slice(TRANSACTIONAL_PRODUCER);
     ours.push(("transactional.id", &tid));
-    ours.push(("transaction.timeout.ms", "60000"));
-    // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
-    ours.push(("message.timeout.ms", "60000"));
     let producer =
         crate::kafka::stats_producer(&config.kafka, &ours, metrics.producer_queue.clone())?;
     producer
@@ -68,7 +62,7 @@ pub async fn run(
         .context("initialising transactions")?;
     tracing::info!(transactional_id = %tid, "transactions initialised");
     let options = cwmp_inform::Options {
-        limits: config.limits.into(),
+        limits: config.limits,
         charset: None,
     };
     let window = Duration::from_millis(config.ingest.transaction_max_ms);
@@ -114,16 +108,13 @@ pub async fn run(
         match transact(config, &consumer, &producer, &mut processed).await {
             Ok(()) => {
                 backoff = Duration::from_millis(100);
-                metrics.transactions.with_label_values(&["committed"]).inc();
+                metrics.transaction(TxnOutcome::Committed);
                 for p in &processed {
-                    metrics
-                        .ack_latency_seconds
-                        .observe(p.received.elapsed().as_secs_f64());
-                    count(&metrics, p);
+                    metrics.count(p);
                 }
             }
             Err(TxnError::Abortable(err)) => {
-                metrics.transactions.with_label_values(&["aborted"]).inc();
+                metrics.transaction(TxnOutcome::Aborted);
                 tracing::warn!(%err, "transaction aborted; the batch will be consumed again");
                 if let Err(abort) = producer.abort_transaction(TXN_TIMEOUT) {
                     return Err(abort).context("aborting a transaction");

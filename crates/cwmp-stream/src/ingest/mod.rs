@@ -7,20 +7,22 @@
 
 pub mod at_least_once;
 pub mod exactly_once;
+pub mod metrics;
 pub mod process;
 
+pub use metrics::IngestMetrics;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tokio::sync::watch;
 
 use crate::config::{Config, Delivery};
 use crate::health::Health;
-use crate::metrics::IngestMetrics;
+use crate::kafka::{enqueue, Position};
 use process::{dlq_headers, Outcome, Processed};
 
 /// Runs the service until `stop` turns true (then drains) or a fatal error.
@@ -38,44 +40,15 @@ pub async fn run(
         "ingest starting"
     );
     match config.ingest.delivery {
-        Delivery::AtLeastOnce => at_least_once::run(config, metrics, health, stop).await,
+        Delivery::AtLeastOnce => {
+            at_least_once::run_with(config, metrics, health, stop, process::process).await
+        }
         Delivery::ExactlyOnce => exactly_once::run(config, metrics, health, stop).await,
     }
 }
 
 pub(crate) type IngestConsumer = crate::kafka::GroupConsumer;
 pub(crate) type IngestProducer = crate::kafka::StatsProducer;
-
-/// Producer settings for throughput with per-partition order: idempotence keeps
-/// order across retries; a short linger and LZ4 batch the small records.
-pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
-    ("enable.idempotence", "true"),
-    ("linger.ms", "5"),
-    ("compression.type", "lz4"),
-    ("batch.num.messages", "10000"),
-    ("queue.buffering.max.messages", "200000"),
-    ("message.timeout.ms", "300000"),
-];
-
-/// Enqueues one record, waiting while the producer queue is full (backpressure, not
-/// an error). Other errors are returned with nothing enqueued.
-pub async fn enqueue<C: rdkafka::ClientContext + 'static>(
-    producer: &FutureProducer<C>,
-    mut record: FutureRecord<'_, [u8], [u8]>,
-) -> Result<DeliveryFuture, KafkaError> {
-    let mut wait = Duration::from_millis(1);
-    loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_millis(100));
-            }
-            Err((err, _)) => return Err(err),
-        }
-    }
-}
 
 /// Enqueues the output of one processed message. A record refused for what it is
 /// (too large for the output topic, say) goes to the dead-letter topic instead, so
@@ -113,10 +86,8 @@ pub(crate) async fn produce_outcome(
             // input be consumed again once the cause is fixed.
             Err(err) => {
                 return Err(anyhow::Error::new(err).context(format!(
-                    "producing the EventRecord of input {}/{}@{}",
-                    processed.message.topic(),
-                    processed.message.partition(),
-                    processed.message.offset()
+                    "producing the EventRecord of input {}",
+                    Position::of(&processed.message)
                 )))
             }
         }
@@ -130,10 +101,8 @@ pub(crate) async fn produce_outcome(
             .await
             .with_context(|| {
                 format!(
-                    "the dead-letter topic refused input {}/{}@{}",
-                    processed.message.topic(),
-                    processed.message.partition(),
-                    processed.message.offset()
+                    "the dead-letter topic refused input {}",
+                    Position::of(&processed.message)
                 )
             })?;
             Ok(Some(delivery))
@@ -171,35 +140,6 @@ fn dlq_record<'m>(
         record = record.timestamp(ts);
     }
     record
-}
-
-/// Counts an acknowledged message in the metrics.
-pub(crate) fn count(metrics: &IngestMetrics, processed: &Processed) {
-    metrics
-        .bytes_in
-        .inc_by(processed.message.payload().map_or(0, |p| p.len()) as u64);
-    metrics.extract_seconds.observe(processed.extract_seconds);
-    match &processed.outcome {
-        Outcome::Record {
-            kinds, warnings, ..
-        } => {
-            metrics.messages.with_label_values(&["record"]).inc();
-            for kind in kinds {
-                metrics.events.with_label_values(&[kind.as_str()]).inc();
-            }
-            for warning in warnings {
-                metrics.warnings.with_label_values(&[warning]).inc();
-            }
-        }
-        Outcome::Dlq { kind, .. } => {
-            metrics.messages.with_label_values(&["dlq"]).inc();
-            metrics.errors.with_label_values(&[kind]).inc();
-        }
-        Outcome::Skipped { rpc } => {
-            metrics.messages.with_label_values(&["skipped"]).inc();
-            metrics.skipped.with_label_values(&[rpc]).inc();
-        }
-    }
 }
 
 /// What turns an input message into an outcome: [`process::process`] in the service;

@@ -9,14 +9,11 @@ use cwmp_inform::Options;
 use cwmp_record::Source;
 use rdkafka::message::{Headers, Message, OwnedHeaders, OwnedMessage};
 
-use crate::input::{parse_received_at, to_record, InputError, Transport};
-use crate::metrics::KNOWN_RPCS;
-
-/// Header names of the input contract.
-pub const H_RECEIVED_AT: &str = "cwmp-received-at";
-pub const H_REMOTE_ADDR: &str = "cwmp-remote-addr";
-pub const H_ACS: &str = "cwmp-acs";
-pub const H_CONTENT_TYPE: &str = "content-type";
+use super::metrics::KNOWN_RPCS;
+use crate::input::{
+    parse_received_at, to_record, Extracted, InputError, Transport, H_ACS, H_CONTENT_TYPE,
+    H_RECEIVED_AT, H_REMOTE_ADDR,
+};
 
 /// Header names added to dead-letter entries.
 pub const H_ERROR_KIND: &str = "cwmp-error-kind";
@@ -34,7 +31,7 @@ pub enum Outcome {
         /// Event time (receive time), used as the output's Kafka timestamp.
         event_time_ms: Option<i64>,
         kinds: Vec<cwmp_record::EventKind>,
-        warnings: Vec<&'static str>,
+        warnings: cwmp_inform::Warnings,
     },
     /// A rejected message: its original bytes go to the dead-letter topic.
     Dlq { kind: &'static str, message: String },
@@ -114,18 +111,16 @@ fn try_process(message: &OwnedMessage, options: &Options) -> Result<Outcome, Inp
         content_type: header_str(message, H_CONTENT_TYPE)?.map(Cow::Borrowed),
     };
     let source = Source::kafka(message.topic(), message.partition(), message.offset());
-    let mut record = to_record(payload, transport, source, options)?;
+    let Extracted {
+        mut record,
+        warnings,
+    } = to_record(payload, transport, source, options)?;
     // An envelope without its own receive time falls back to the Kafka timestamp.
     if record.received_at_ms.is_none() {
         record.received_at_ms = message.timestamp().to_millis();
     }
     let mut json = Vec::with_capacity(payload.len() + 256);
     record.write_json(&mut json);
-    let warnings = cwmp_inform::Warning::ALL
-        .iter()
-        .filter(|w| record.warnings.iter().any(|r| r == w.as_str()))
-        .map(|w| w.as_str())
-        .collect();
     Ok(Outcome::Record {
         key: record.device_id.into_owned(),
         payload: json,

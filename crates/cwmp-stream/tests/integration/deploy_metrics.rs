@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use cwmp_stream::detect::DetectMetrics;
-use cwmp_stream::metrics::IngestMetrics;
+use cwmp_stream::ingest::IngestMetrics;
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{walk_expr, ExprVisitor};
 use yaml_rust2::YamlLoader;

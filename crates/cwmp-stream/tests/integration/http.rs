@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cwmp_stream::health::Health;
 use cwmp_stream::http;
-use cwmp_stream::metrics::IngestMetrics;
+use cwmp_stream::ingest::IngestMetrics;
 use tokio::sync::watch;
 
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
@@ -43,16 +43,13 @@ async fn metrics_health_and_readiness() {
     let (addr, task) = http::serve("127.0.0.1:0", render, health.clone(), stop)
         .await
         .expect("bind");
-    metrics.messages.with_label_values(&["record"]).inc_by(7);
+    metrics.in_flight.set(7);
 
     let (status, body) = tokio::task::spawn_blocking(move || get(addr, "/metrics"))
         .await
         .expect("join");
     assert_eq!(status, 200);
-    assert!(
-        body.contains("cwmp_ingest_messages_total{result=\"record\"} 7"),
-        "{body}"
-    );
+    assert!(body.contains("cwmp_ingest_in_flight_messages 7"), "{body}");
     assert!(body.contains("# TYPE cwmp_ingest_ack_latency_seconds histogram"));
 
     let (status, _) = tokio::task::spawn_blocking(move || get(addr, "/healthz"))

@@ -8,7 +8,8 @@ use std::time::Duration;
 use cwmp_stream::config::{Config, Delivery};
 use cwmp_stream::health::Health;
 use cwmp_stream::ingest;
-use cwmp_stream::metrics::IngestMetrics;
+use cwmp_stream::ingest::metrics::{MessageResult, TxnOutcome};
+use cwmp_stream::ingest::IngestMetrics;
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::watch;
 
@@ -170,20 +171,17 @@ async fn every_input_is_accounted_for() {
             w => assert_eq!(got, vec![*w], "input {i} at {pos:?}"),
         }
     }
-    let skipped = metrics.messages.with_label_values(&["skipped"]).get() as usize;
+    let skipped = metrics.messages(MessageResult::Skipped) as usize;
     assert_eq!(
         records.len() + dlq.len() + skipped,
         inputs.len(),
         "records + DLQ + skipped = inputs"
     );
     assert_eq!(
-        metrics.messages.with_label_values(&["record"]).get() as usize,
+        metrics.messages(MessageResult::Record) as usize,
         records.len()
     );
-    assert_eq!(
-        metrics.messages.with_label_values(&["dlq"]).get() as usize,
-        dlq.len()
-    );
+    assert_eq!(metrics.messages(MessageResult::Dlq) as usize, dlq.len());
 
     // Dead letters keep the original bytes, key and headers.
     let by_pos: HashMap<(i32, i64), &Input> =
@@ -242,7 +240,7 @@ async fn exactly_once_gives_each_record_once_to_committed_readers() {
             w => assert_eq!(got, vec![*w], "input at {pos:?} exactly once"),
         }
     }
-    assert!(metrics.transactions.with_label_values(&["committed"]).get() > 0);
+    assert!(metrics.transactions(TxnOutcome::Committed) > 0);
 }
 
 /// The error headers of the dead letters of one input, for failure messages.
@@ -330,7 +328,7 @@ async fn exactly_once_survives_an_aborted_transaction() {
     let dlq = read_topic(&broker, &topics.dlq, n_dlq, true, Duration::from_secs(30));
     let metrics = running.stop().await;
     assert!(
-        metrics.transactions.with_label_values(&["aborted"]).get() > 0,
+        metrics.transactions(TxnOutcome::Aborted) > 0,
         "the injected fault aborted a transaction"
     );
     assert_accounted(&positions, &wants, &records, &dlq, true);
@@ -405,12 +403,7 @@ async fn two_instances_share_partitions_through_a_rebalance() {
     let m2 = second.stop().await;
     let m1 = first.stop().await;
     assert_accounted(&positions, &wants, &records, &dlq, false);
-    let done = |m: &IngestMetrics| {
-        ["record", "dlq", "skipped"]
-            .iter()
-            .map(|r| m.messages.with_label_values(&[r]).get())
-            .sum::<u64>()
-    };
+    let done = |m: &IngestMetrics| m.handled();
     assert!(
         done(&m2) > 0,
         "the second instance took over partitions and worked"

@@ -1,0 +1,176 @@
+//! The demo's report: what was planted, what each stage did, which alerts opened
+//! and the incident behind each.
+
+use cwmp_detect::{Alert, AlertKind, AlertState, Scope};
+use cwmp_sim::{Planted, ScenarioKind};
+
+use crate::detect::metrics::{DetectMetrics, RecordResult};
+use crate::ingest::metrics::MessageResult;
+use crate::ingest::IngestMetrics;
+use cwmp_detect::Verdict;
+
+/// What the demo saw.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub devices: usize,
+    pub duration_ms: i64,
+    pub start_ms: i64,
+    pub seed: u64,
+    pub broker: String,
+    pub planted: Vec<Planted>,
+    pub simulated: u64,
+    pub simulated_bytes: u64,
+    pub simulate_seconds: f64,
+    pub records: u64,
+    pub dlq: u64,
+    pub skipped: u64,
+    pub ingest_seconds: f64,
+    pub detected: u64,
+    pub late: u64,
+    pub detect_seconds: f64,
+    pub alerts: Vec<Alert>,
+    /// Messages on the alert topic that could not be read as alerts.
+    pub unreadable_alerts: u64,
+    pub wall_seconds: f64,
+}
+
+/// The services' counts the report shows, read once they have stopped.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Counts {
+    pub dlq: u64,
+    pub skipped: u64,
+    pub detected: u64,
+    pub late: u64,
+}
+
+impl Counts {
+    pub(super) fn read(ingest: &IngestMetrics, detect: &DetectMetrics) -> Self {
+        Counts {
+            dlq: ingest.messages(MessageResult::Dlq),
+            skipped: ingest.messages(MessageResult::Skipped),
+            detected: detect.records_seen(),
+            late: detect.records(RecordResult::Judged(Verdict::Late)),
+        }
+    }
+}
+
+/// The alert kinds a planted incident explains.
+fn explains(kind: ScenarioKind) -> &'static [AlertKind] {
+    match kind {
+        ScenarioKind::PowerCut => &[AlertKind::BootStorm, AlertKind::RetryStorm],
+        ScenarioKind::AcsReboot => &[AlertKind::AcsMassReboot],
+        ScenarioKind::RebootLoop => &[AlertKind::RebootLoop],
+        ScenarioKind::WakeupStorm => &[AlertKind::WakeupRate],
+        ScenarioKind::FactoryResetWave => &[AlertKind::BootstrapWave, AlertKind::BootStorm],
+    }
+}
+
+impl DemoReport {
+    /// The planted incident behind an alert, if any.
+    pub fn cause(&self, alert: &Alert) -> Option<&Planted> {
+        self.planted.iter().find(|p| {
+            explains(p.scenario.kind).contains(&alert.kind)
+                && alert.window_end_ms >= p.from_ms
+                && alert.window_start_ms <= p.to_ms + 10 * 60_000
+                && match alert.scope {
+                    Scope::Device => p.devices.contains(&alert.key),
+                    Scope::ProductClass => p.product_classes.contains(&alert.key),
+                    _ => true,
+                }
+        })
+    }
+
+    /// Opening transitions, in decision order.
+    pub fn opened(&self) -> Vec<&Alert> {
+        let mut open: Vec<&Alert> = self
+            .alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Open)
+            .collect();
+        open.sort_by(|a, b| (a.event_time_ms, &a.id).cmp(&(b.event_time_ms, &b.id)));
+        open
+    }
+
+    /// Alerts no planted incident explains: there should be none.
+    pub fn unexpected(&self) -> Vec<&Alert> {
+        self.opened()
+            .into_iter()
+            .filter(|a| self.cause(a).is_none())
+            .collect()
+    }
+
+    /// The report as text.
+    pub fn render(&self) -> String {
+        let rate = |n: u64, s: f64| n as f64 / s.max(1e-9);
+        let since = |ms: i64| {
+            let m = (ms - self.start_ms) / 60_000;
+            format!("+{}h{:02}m", m / 60, m % 60)
+        };
+        let mut out = String::new();
+        out.push_str(&format!(
+            "cwmp-stream demo: {} devices, {}h{:02}m simulated from {}, seed {}, broker {}\n\n",
+            self.devices,
+            self.duration_ms / 3_600_000,
+            self.duration_ms % 3_600_000 / 60_000,
+            cwmp_sim::format_utc(self.start_ms),
+            self.seed,
+            self.broker
+        ));
+        out.push_str("planted:\n");
+        for p in &self.planted {
+            out.push_str(&format!(
+                "  {:<40} {:>6} devices  {}\n",
+                p.scenario.to_string(),
+                p.devices.len(),
+                since(p.from_ms)
+            ));
+        }
+        out.push_str(&format!(
+            "\n{:<10} {:>10}  {:>12}\n{:<10} {:>10}  {:>10.0}/s  ({:.1} MB of XML)\n{:<10} {:>10}  {:>10.0}/s  ({} records, {} DLQ, {} skipped)\n{:<10} {:>10}  {:>10.0}/s  ({} late)\n",
+            "stage", "informs", "throughput",
+            "simulate", self.simulated, rate(self.simulated, self.simulate_seconds), self.simulated_bytes as f64 / 1e6,
+            "ingest", self.records + self.dlq + self.skipped, rate(self.records + self.dlq + self.skipped, self.ingest_seconds), self.records, self.dlq, self.skipped,
+            "detect", self.detected, rate(self.detected, self.detect_seconds), self.late,
+        ));
+        out.push_str(&format!("(stages run concurrently; each rate is its count over the time to its last message)\n\nalerts opened ({}):\n", self.opened().len()));
+        out.push_str(&format!(
+            "  {:<16} {:<16} {:<34} {:>9} {:>8}  {}\n",
+            "kind", "scope", "key", "opened", "devices", "planted by"
+        ));
+        for a in self.opened() {
+            let peak = self
+                .alerts
+                .iter()
+                .filter(|x| x.id == a.id)
+                .map(|x| x.devices)
+                .max()
+                .unwrap_or(a.devices);
+            let cause = self
+                .cause(a)
+                .map_or("UNEXPECTED".to_owned(), |p| p.scenario.to_string());
+            out.push_str(&format!(
+                "  {:<16} {:<16} {:<34} {:>9} {:>8}  {}\n",
+                a.kind.as_str(),
+                a.scope.as_str(),
+                a.key,
+                since(a.window_end_ms),
+                peak,
+                cause
+            ));
+        }
+        if self.unreadable_alerts > 0 {
+            out.push_str(&format!(
+                "\n{} message(s) on the alert topic could not be read as alerts\n",
+                self.unreadable_alerts
+            ));
+        }
+        let unexpected = self.unexpected().len();
+        out.push_str(&if unexpected == 0 {
+            "\nevery alert matches a planted incident; nothing was raised where nothing was planted\n".to_owned()
+        } else {
+            format!("\n{unexpected} alert(s) match no planted incident\n")
+        });
+        out.push_str(&format!("finished in {:.1} s\n", self.wall_seconds));
+        out
+    }
+}
