@@ -44,6 +44,7 @@ pub fn passthrough(message: &OwnedMessage, _: &cwmp_inform::Options) -> Outcome 
         payload: message.payload().unwrap_or_default().to_vec(),
         event_time_ms: message.timestamp().to_millis(),
         kinds: Vec::new(),
+        boot_cause: None,
         warnings: Default::default(),
     }
 }

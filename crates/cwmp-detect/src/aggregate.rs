@@ -41,23 +41,27 @@ impl AggregateMessage {
 /// The measures a partial carries besides its informs, in field order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MeasureKind {
-    /// Boots without `m_reboot`.
+    /// Boots with cause `local` (unsolicited).
     Boot,
-    /// Boots with `m_reboot`.
+    /// Boots with cause `acs_reboot`.
     AcsReboot,
+    /// Boots with cause `factory_reset` or `bootstrap`.
     Bootstrap,
     Wakeup,
     /// Informs with `retry_count > 0`.
     Retry,
+    /// Boots with cause `firmware_upgrade`.
+    FirmwareUpgrade,
 }
 
 impl MeasureKind {
-    pub const ALL: [MeasureKind; 5] = [
+    pub const ALL: [MeasureKind; 6] = [
         MeasureKind::Boot,
         MeasureKind::AcsReboot,
         MeasureKind::Bootstrap,
         MeasureKind::Wakeup,
         MeasureKind::Retry,
+        MeasureKind::FirmwareUpgrade,
     ];
 
     /// The position of this measure in [`MeasureKind::ALL`] (and in arrays indexed by it).
@@ -74,14 +78,18 @@ pub struct Partial {
     pub key: String,
     /// Informs in the window.
     pub informs: u64,
-    /// Boots without `m_reboot`.
+    /// Boots with cause `local` (unsolicited: power, crash, button).
     pub boot: Measure,
-    /// Boots with `m_reboot`.
+    /// Boots with cause `acs_reboot`.
     pub acs_reboot: Measure,
+    /// Boots with cause `factory_reset` or `bootstrap`.
     pub bootstrap: Measure,
     pub wakeup: Measure,
     /// Informs with `retry_count > 0`.
     pub retry: Measure,
+    /// Boots with cause `firmware_upgrade` (absent from older workers' partials).
+    #[serde(default)]
+    pub firmware_upgrade: Measure,
 }
 
 /// Distinct devices, records, and the smallest device ids seen.
@@ -117,6 +125,7 @@ impl Partial {
             MeasureKind::Bootstrap => &self.bootstrap,
             MeasureKind::Wakeup => &self.wakeup,
             MeasureKind::Retry => &self.retry,
+            MeasureKind::FirmwareUpgrade => &self.firmware_upgrade,
         }
     }
 
@@ -127,6 +136,7 @@ impl Partial {
             MeasureKind::Bootstrap => &mut self.bootstrap,
             MeasureKind::Wakeup => &mut self.wakeup,
             MeasureKind::Retry => &mut self.retry,
+            MeasureKind::FirmwareUpgrade => &mut self.firmware_upgrade,
         }
     }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
-    /// Many devices booting without the ACS asking.
+    /// Many devices booting without the ACS asking (boot cause `local`).
     BootStorm,
     /// Many devices booting because the ACS asked (`M Reboot`): informational.
     AcsMassReboot,
@@ -18,16 +18,20 @@ pub enum AlertKind {
     BootstrapWave,
     /// Many sessions retried: sessions failing fleet-wide.
     RetryStorm,
+    /// Many devices booting into a transferred image (boot cause `firmware_upgrade`):
+    /// a rollout in progress, informational; never a `boot_storm`.
+    FirmwareRollout,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::BootStorm,
         AlertKind::AcsMassReboot,
         AlertKind::RebootLoop,
         AlertKind::WakeupRate,
         AlertKind::BootstrapWave,
         AlertKind::RetryStorm,
+        AlertKind::FirmwareRollout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +42,7 @@ impl AlertKind {
             AlertKind::WakeupRate => "wakeup_rate",
             AlertKind::BootstrapWave => "bootstrap_wave",
             AlertKind::RetryStorm => "retry_storm",
+            AlertKind::FirmwareRollout => "firmware_rollout",
         }
     }
 }

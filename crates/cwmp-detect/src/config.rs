@@ -26,6 +26,9 @@ pub struct DetectConfig {
     pub scopes: Vec<Scope>,
     pub boot_storm: StormConfig,
     pub acs_mass_reboot: StormConfig,
+    /// Boots into a transferred image (`firmware_upgrade`): informational, like
+    /// `acs_mass_reboot`.
+    pub firmware_rollout: StormConfig,
     pub bootstrap_wave: StormConfig,
     pub reboot_loop: RebootLoopConfig,
     pub wakeup_rate: WakeupConfig,
@@ -87,6 +90,7 @@ impl Default for DetectConfig {
             scopes: Scope::ALL.to_vec(),
             boot_storm: storm,
             acs_mass_reboot: storm,
+            firmware_rollout: storm,
             bootstrap_wave: storm,
             reboot_loop: RebootLoopConfig::default(),
             wakeup_rate: WakeupConfig::default(),
@@ -187,6 +191,7 @@ impl DetectConfig {
         for (name, s) in [
             ("boot_storm", self.boot_storm),
             ("acs_mass_reboot", self.acs_mass_reboot),
+            ("firmware_rollout", self.firmware_rollout),
             ("bootstrap_wave", self.bootstrap_wave),
         ] {
             if !(s.baseline_factor.is_finite() && s.baseline_factor >= 0.0) {

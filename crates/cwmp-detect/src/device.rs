@@ -174,7 +174,7 @@ impl DeviceTable {
                 .boots
                 .get(&key)
                 .is_some_and(|r| !r.window(now, (RETRY_HORIZON_MS / 1000) as u32).is_empty());
-        if obs.kinds.unsolicited_boot() && !repeated_boot {
+        if obs.kinds.local_boot() && !repeated_boot {
             self.boots.entry(key).or_default().insert(now);
             self.pending.push(Reverse(PendingEvent {
                 time_ms: obs.time_ms,

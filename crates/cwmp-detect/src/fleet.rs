@@ -218,11 +218,16 @@ impl Fleet {
         partials: &BTreeMap<(Scope, String), Partial>,
         out: &mut Vec<Alert>,
     ) {
-        let storms: [(AlertKind, StormConfig, MeasureOf); 3] = [
+        let storms: [(AlertKind, StormConfig, MeasureOf); 4] = [
             (AlertKind::BootStorm, self.config.boot_storm, |p| &p.boot),
             (AlertKind::AcsMassReboot, self.config.acs_mass_reboot, |p| {
                 &p.acs_reboot
             }),
+            (
+                AlertKind::FirmwareRollout,
+                self.config.firmware_rollout,
+                |p| &p.firmware_upgrade,
+            ),
             (AlertKind::BootstrapWave, self.config.bootstrap_wave, |p| {
                 &p.bootstrap
             }),

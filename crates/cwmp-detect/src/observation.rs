@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use cwmp_record::{EventKind, Source};
+use cwmp_record::{BootCause, BootFacts, EventKind, Source};
 use serde::Deserialize;
 
 /// One record, reduced to what the detectors read.
@@ -39,6 +39,10 @@ impl Kinds {
     pub const M_REBOOT: u8 = 2;
     pub const BOOTSTRAP: u8 = 4;
     pub const WAKEUP: u8 = 8;
+    /// `M Download` or `M ScheduleDownload`.
+    pub const M_DOWNLOAD: u8 = 16;
+    /// `7 TRANSFER COMPLETE` or `10 AUTONOMOUS TRANSFER COMPLETE`.
+    pub const TRANSFER_COMPLETE: u8 = 32;
 
     pub fn from_kinds(kinds: impl IntoIterator<Item = EventKind>) -> Self {
         let mut bits = 0;
@@ -48,6 +52,10 @@ impl Kinds {
                 EventKind::MReboot => Self::M_REBOOT,
                 EventKind::Bootstrap => Self::BOOTSTRAP,
                 EventKind::Wakeup => Self::WAKEUP,
+                EventKind::MDownload | EventKind::MScheduleDownload => Self::M_DOWNLOAD,
+                EventKind::TransferComplete | EventKind::AutonomousTransferComplete => {
+                    Self::TRANSFER_COMPLETE
+                }
                 _ => 0,
             };
         }
@@ -66,14 +74,40 @@ impl Kinds {
         self.0 & bit != 0
     }
 
-    /// A boot the ACS did not ask for: `boot` without `m_reboot` in the same record.
-    pub fn unsolicited_boot(self) -> bool {
-        self.has(Self::BOOT) && !self.has(Self::M_REBOOT)
+    /// Why the device booted, by the record contract's rule ([`BootCause`]); derived
+    /// from the events, so records written before `boot_cause` existed judge the same.
+    pub fn boot_cause(self) -> Option<BootCause> {
+        BootFacts {
+            boot: self.has(Self::BOOT),
+            bootstrap: self.has(Self::BOOTSTRAP),
+            m_reboot: self.has(Self::M_REBOOT),
+            m_download: self.has(Self::M_DOWNLOAD),
+            transfer_complete: self.has(Self::TRANSFER_COMPLETE),
+        }
+        .cause()
     }
 
-    /// A boot the ACS asked for: `boot` with `m_reboot`.
+    /// An unsolicited boot: power loss, a crash, the button (`local`).
+    pub fn local_boot(self) -> bool {
+        self.boot_cause() == Some(BootCause::Local)
+    }
+
+    /// A boot the ACS asked for (`acs_reboot`).
     pub fn acs_reboot(self) -> bool {
-        self.has(Self::BOOT) && self.has(Self::M_REBOOT)
+        self.boot_cause() == Some(BootCause::AcsReboot)
+    }
+
+    /// A boot into a transferred image (`firmware_upgrade`).
+    pub fn firmware_upgrade(self) -> bool {
+        self.boot_cause() == Some(BootCause::FirmwareUpgrade)
+    }
+
+    /// A factory reset or a first contact (`factory_reset`, `bootstrap`).
+    pub fn bootstrap(self) -> bool {
+        matches!(
+            self.boot_cause(),
+            Some(BootCause::FactoryReset | BootCause::Bootstrap)
+        )
     }
 }
 

@@ -90,11 +90,12 @@ type DeviceSets = [FxHashSet<u64>; MeasureKind::ALL.len()];
 /// Whether one record adds to each measure, by [`MeasureKind::index`].
 fn measures_of(obs: &Observation) -> [bool; MeasureKind::ALL.len()] {
     MeasureKind::ALL.map(|m| match m {
-        MeasureKind::Boot => obs.kinds.unsolicited_boot(),
+        MeasureKind::Boot => obs.kinds.local_boot(),
         MeasureKind::AcsReboot => obs.kinds.acs_reboot(),
-        MeasureKind::Bootstrap => obs.kinds.has(Kinds::BOOTSTRAP),
+        MeasureKind::Bootstrap => obs.kinds.bootstrap(),
         MeasureKind::Wakeup => obs.kinds.has(Kinds::WAKEUP),
         MeasureKind::Retry => obs.retry,
+        MeasureKind::FirmwareUpgrade => obs.kinds.firmware_upgrade(),
     })
 }
 

@@ -25,7 +25,16 @@ pub(crate) fn write(record: &EventRecord<'_>, out: &mut Vec<u8>) {
         }
         self::event(out, event);
     }
-    out.extend_from_slice(b"],\"cwmp\":");
+    out.extend_from_slice(b"],\"boot_cause\":");
+    match record.boot_cause {
+        Some(cause) => {
+            out.push(b'"');
+            out.extend_from_slice(cause.as_str().as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"cwmp\":");
     cwmp(out, &record.cwmp);
     out.extend_from_slice(b",\"max_envelopes\":");
     opt_int(out, record.max_envelopes);

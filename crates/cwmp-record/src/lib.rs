@@ -2,7 +2,7 @@
 //!
 //! The extractor (`cwmp-inform`) says what a message holds; this crate says what it
 //! means and how it travels: the GenieACS-compatible [`device_id`], the bounded
-//! [`EventKind`] vocabulary, the [`cwmp_version`] rule, trustworthy CPE time
+//! [`EventKind`] vocabulary, the [`BootCause`] of a boot, the [`cwmp_version`] rule, trustworthy CPE time
 //! ([`cpe_time_ms`]), and the JSON form of [`EventRecord`] that every later stage
 //! reads. Encoding uses serde_json; decoding uses simd-json, because the detectors
 //! read many more records than ingest writes.
@@ -22,12 +22,14 @@
 //! assert_eq!(back, record);
 //! ```
 
+mod boot_cause;
 mod device_id;
 mod json;
 mod kind;
 mod record;
 mod time;
 
+pub use boot_cause::{BootCause, BootFacts};
 pub use device_id::device_id;
 pub use kind::EventKind;
 pub use record::{

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use cwmp_inform::Inform;
 use serde::{Deserialize, Serialize};
 
-use crate::{cpe_time_ms, device_id, EventKind};
+use crate::{cpe_time_ms, device_id, BootCause, EventKind};
 
 /// The record schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -27,6 +27,11 @@ pub struct EventRecord<'a> {
     /// Event codes in document order.
     #[serde(borrow)]
     pub events: Vec<RecordEvent<'a>>,
+    /// Why the device booted, from `events` alone; null without `boot` or
+    /// `bootstrap`. Added within schema 1: records written before it have no such
+    /// field, and readers derive it from `events` (see [`BootCause::of`]).
+    #[serde(default)]
+    pub boot_cause: Option<BootCause>,
     /// Protocol facts from the envelope and header.
     #[serde(borrow)]
     pub cwmp: Cwmp<'a>,
@@ -234,6 +239,14 @@ impl<'a> EventRecord<'a> {
             header.supported_cwmp_versions.is_some(),
         );
         let root = data_model_root(&params);
+        let events: Vec<RecordEvent<'a>> = events
+            .into_iter()
+            .map(|e| RecordEvent {
+                kind: EventKind::classify(&e.code),
+                code: e.code,
+                command_key: e.command_key,
+            })
+            .collect();
         EventRecord {
             schema: SCHEMA_VERSION,
             device_id: Cow::Owned(device_id(&dev.oui, &dev.product_class, &dev.serial_number)),
@@ -243,14 +256,8 @@ impl<'a> EventRecord<'a> {
                 product_class: dev.product_class,
                 serial_number: dev.serial_number,
             },
-            events: events
-                .into_iter()
-                .map(|e| RecordEvent {
-                    kind: EventKind::classify(&e.code),
-                    code: e.code,
-                    command_key: e.command_key,
-                })
-                .collect(),
+            boot_cause: BootCause::of(events.iter().map(|e| e.kind)),
+            events,
             cwmp: Cwmp {
                 namespace,
                 version: version.map(Cow::Borrowed),
@@ -332,6 +339,7 @@ impl<'a> EventRecord<'a> {
                     command_key: own(e.command_key),
                 })
                 .collect(),
+            boot_cause: self.boot_cause,
             cwmp: Cwmp {
                 namespace: self.cwmp.namespace.map(own),
                 version: self.cwmp.version.map(own),
@@ -419,6 +427,7 @@ mod tests {
             "\"product_class\"",
             "\"serial_number\"",
             "\"events\"",
+            "\"boot_cause\"",
             "\"cwmp\"",
             "\"namespace\"",
             "\"version\"",

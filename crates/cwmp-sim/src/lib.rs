@@ -10,7 +10,9 @@
 //!
 //! [`Simulator`] is an iterator over raw Informs in simulated-time order: periodic
 //! informs with background noise (value changes, connection requests, stray boots,
-//! small cells waking up by design) and the [`Scenario`]s planted in it.
+//! small cells waking up by design, autonomous transfers) and the [`Scenario`]s
+//! planted in it, firmware rollouts among them: a session's `TransferComplete`
+//! follows its Inform under the same key, as a front-end publishes it.
 
 pub mod model;
 pub mod scenario;
@@ -18,5 +20,7 @@ mod sim;
 mod wire;
 
 pub use scenario::{parse_duration_ms, Scenario, ScenarioError, ScenarioKind};
-pub use sim::{acs_name, format_utc, Device, Planted, SimConfig, SimMessage, SimStats, Simulator};
-pub use wire::{write_inform, InformSpec};
+pub use sim::{
+    acs_name, format_utc, Device, Planted, SimConfig, SimMessage, SimRpc, SimStats, Simulator,
+};
+pub use wire::{write_inform, write_transfer_complete, AutonomousSpec, InformSpec, TransferSpec};

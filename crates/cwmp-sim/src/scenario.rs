@@ -17,6 +17,11 @@ pub enum ScenarioKind {
     WakeupStorm,
     /// A share of a model is factory-reset: `0 BOOTSTRAP` + `1 BOOT`.
     FactoryResetWave,
+    /// A firmware campaign on a share of a model within `spread`: each device boots
+    /// into version `to` with `1 BOOT` + `7 TRANSFER COMPLETE` + `M Download` (command
+    /// key = the campaign), then sends `TransferComplete` in the same session; a
+    /// `fail` share report `fault` instead, do not boot, and keep their version.
+    FirmwareRollout,
 }
 
 impl ScenarioKind {
@@ -27,6 +32,7 @@ impl ScenarioKind {
             ScenarioKind::RebootLoop => "reboot_loop",
             ScenarioKind::WakeupStorm => "wakeup_storm",
             ScenarioKind::FactoryResetWave => "factory_reset_wave",
+            ScenarioKind::FirmwareRollout => "firmware_rollout",
         }
     }
 }
@@ -46,6 +52,13 @@ pub struct Scenario {
     pub count: usize,
     pub every_ms: i64,
     pub for_ms: i64,
+    /// `firmware_rollout`: the share of devices whose transfer fails ...
+    pub fail: f64,
+    /// ... with this fault code ...
+    pub fault: u32,
+    /// ... while the others come back with this software version (empty: the
+    /// model's current one).
+    pub to: String,
 }
 
 /// A scenario that cannot be parsed: the message says which part and why.
@@ -113,9 +126,10 @@ impl std::str::FromStr for Scenario {
             "reboot_loop" => ScenarioKind::RebootLoop,
             "wakeup_storm" => ScenarioKind::WakeupStorm,
             "factory_reset_wave" => ScenarioKind::FactoryResetWave,
+            "firmware_rollout" => ScenarioKind::FirmwareRollout,
             other => {
                 return Err(ScenarioError(format!(
-                    "unknown scenario {other:?} (power_cut, acs_reboot, reboot_loop, wakeup_storm, factory_reset_wave)"
+                    "unknown scenario {other:?} (power_cut, acs_reboot, reboot_loop, wakeup_storm, factory_reset_wave, firmware_rollout)"
                 )))
             }
         };
@@ -143,9 +157,25 @@ impl std::str::FromStr for Scenario {
                 "count" => s.count = number(value)? as usize,
                 "every" => s.every_ms = parse_duration_ms(value)?.max(1_000),
                 "for" => s.for_ms = parse_duration_ms(value)?,
+                "fail" => {
+                    s.fail = number(value)?;
+                    if s.fail > 1.0 {
+                        return Err(ScenarioError(format!("fail={value} is more than 1")));
+                    }
+                }
+                "fault" => {
+                    s.fault = value
+                        .parse()
+                        .ok()
+                        .filter(|&f: &u32| f > 0)
+                        .ok_or_else(|| {
+                            ScenarioError(format!("fault={value:?} is not a fault code (9010, say)"))
+                        })?
+                }
+                "to" => s.to = value.to_owned(),
                 other => {
                     return Err(ScenarioError(format!(
-                        "unknown option {other:?} (model, acs, share, spread, count, every, for)"
+                        "unknown option {other:?} (model, acs, share, spread, count, every, for, fail, fault, to)"
                     )))
                 }
             }
@@ -155,6 +185,17 @@ impl std::str::FromStr for Scenario {
 }
 
 impl Scenario {
+    /// The command key of a firmware campaign: what its `M Download` events and
+    /// `TransferComplete`s carry.
+    pub fn campaign_key(&self) -> String {
+        let to = if self.to.is_empty() {
+            "current"
+        } else {
+            &self.to
+        };
+        format!("fw-{to}-{}", self.at_ms / 60_000)
+    }
+
     /// The defaults of each kind.
     pub fn defaults(kind: ScenarioKind, at_ms: i64) -> Scenario {
         let base = Scenario {
@@ -167,6 +208,9 @@ impl Scenario {
             count: 1,
             every_ms: 8 * 60_000,
             for_ms: 3_600_000,
+            fail: 0.0,
+            fault: 9010,
+            to: String::new(),
         };
         match kind {
             ScenarioKind::PowerCut => base,
@@ -187,6 +231,12 @@ impl Scenario {
                 spread_ms: 5 * 60_000,
                 ..base
             },
+            ScenarioKind::FirmwareRollout => Scenario {
+                share: 0.5,
+                spread_ms: 10 * 60_000,
+                fail: 0.1,
+                ..base
+            },
         }
     }
 }
@@ -199,6 +249,9 @@ impl fmt::Display for Scenario {
         }
         if !self.acs.is_empty() {
             write!(f, " acs={}", self.acs)?;
+        }
+        if self.kind == ScenarioKind::FirmwareRollout && self.fail > 0.0 {
+            write!(f, " fail={}", self.fail)?;
         }
         Ok(())
     }

@@ -25,6 +25,9 @@ pub struct SimConfig {
     pub models: Vec<Model>,
     /// Stray boots per device per day (background noise).
     pub stray_boots_per_day: f64,
+    /// Chance per device and day of an autonomous transfer (a CPE fetching a file by
+    /// itself): `10 AUTONOMOUS TRANSFER COMPLETE`, then `AutonomousTransferComplete`.
+    pub autonomous_transfers_per_day: f64,
 }
 
 impl Default for SimConfig {
@@ -39,8 +42,19 @@ impl Default for SimConfig {
             scenarios: Vec::new(),
             models: catalog(),
             stray_boots_per_day: 0.01,
+            autonomous_transfers_per_day: 0.02,
         }
     }
+}
+
+/// What a simulated message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimRpc {
+    Inform,
+    /// The result of a `Download`, after the Inform of the same session.
+    TransferComplete,
+    /// A transfer the CPE made by itself, after the Inform of the same session.
+    AutonomousTransferComplete,
 }
 
 /// One simulated device.
@@ -54,6 +68,9 @@ pub struct Device {
     pub acs: usize,
     pub period_ms: i64,
     pub remote_addr: String,
+    /// From this simulated time on, the device runs this software version (after a
+    /// firmware rollout).
+    pub upgraded: Option<(i64, String)>,
 }
 
 /// One raw Inform, as an ACS front-end would publish it.
@@ -68,6 +85,7 @@ pub struct SimMessage {
     pub content_type: &'static str,
     /// Index of the device in [`Simulator::devices`].
     pub device: usize,
+    pub rpc: SimRpc,
 }
 
 /// A planted incident and the devices it touched.
@@ -87,6 +105,27 @@ struct PlannedInform {
     device: usize,
     events: Vec<(&'static str, String)>,
     retry: u32,
+    /// The transfer result the same session reports after the Inform.
+    transfer: Option<PlannedTransfer>,
+}
+
+/// A `TransferComplete` (or autonomous one) to send after an Inform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PlannedTransfer {
+    command_key: String,
+    fault: u32,
+    autonomous: bool,
+    /// When the download started.
+    start_ms: i64,
+}
+
+/// A transfer result waiting to be sent in the session its Inform opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FollowUp {
+    device: usize,
+    key: String,
+    session_id: u64,
+    transfer: PlannedTransfer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -94,6 +133,22 @@ enum Item {
     Periodic(usize),
     Wakeup(usize),
     Planned(usize),
+    FollowUp(usize),
+}
+
+/// The CWMP fault strings of the transfer faults the simulator reports.
+fn fault_string(code: u32) -> &'static str {
+    match code {
+        0 => "",
+        9010 => "Download failure",
+        9011 => "Upload failure",
+        9012 => "File transfer server authentication failure",
+        9016 => "File transfer failure: unable to join multicast group",
+        9017 => "File transfer failure: unable to access file",
+        9018 => "File transfer failure: file corrupted",
+        9019 => "File transfer failure: file authentication failure",
+        _ => "Transfer failure",
+    }
 }
 
 /// Counters of what was generated.
@@ -113,6 +168,7 @@ pub struct Simulator {
     devices: Vec<Device>,
     queue: BinaryHeap<Reverse<(i64, u64, Item)>>,
     planned: Vec<PlannedInform>,
+    follow_ups: Vec<FollowUp>,
     plants: Vec<Planted>,
     rng: ChaCha8Rng,
     seq: u64,
@@ -160,12 +216,14 @@ impl Simulator {
                 acs: rng.random_range(0..config.acs_count.max(1)),
                 period_ms: spec.periodic_s * 1000,
                 remote_addr: format!("100.{}.{}.{}", 64 + (i >> 16) % 64, (i >> 8) & 255, i & 255),
+                upgraded: None,
             });
         }
         let mut sim = Simulator {
             devices,
             queue: BinaryHeap::new(),
             planned: Vec::new(),
+            follow_ups: Vec::new(),
             plants: Vec::new(),
             rng,
             seq: 0,
@@ -217,10 +275,22 @@ impl Simulator {
     }
 
     fn plan(&mut self, time: i64, device: usize, events: Vec<(&'static str, String)>, retry: u32) {
+        self.plan_session(time, device, events, retry, None);
+    }
+
+    fn plan_session(
+        &mut self,
+        time: i64,
+        device: usize,
+        events: Vec<(&'static str, String)>,
+        retry: u32,
+        transfer: Option<PlannedTransfer>,
+    ) {
         self.planned.push(PlannedInform {
             device,
             events,
             retry,
+            transfer,
         });
         let idx = self.planned.len() - 1;
         self.push(time, Item::Planned(idx));
@@ -242,6 +312,28 @@ impl Simulator {
             if self.rng.random_bool(p_stray) {
                 let at = start + self.rng.random_range(0..self.config.duration_ms.max(1));
                 self.plan(at, d, vec![("1 BOOT", String::new())], 0);
+            }
+        }
+        // Drawn from a stream of their own, so that adding them changed nothing else
+        // a seed gives.
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x6175_746f_6e6f_6d6f);
+        let p_auto = (self.config.autonomous_transfers_per_day * days).clamp(0.0, 1.0);
+        for d in 0..self.devices.len() {
+            if rng.random_bool(p_auto) {
+                let at = start + rng.random_range(0..self.config.duration_ms.max(1));
+                let transfer = PlannedTransfer {
+                    command_key: String::new(),
+                    fault: 0,
+                    autonomous: true,
+                    start_ms: at - rng.random_range(10_000..120_000),
+                };
+                self.plan_session(
+                    at,
+                    d,
+                    vec![("10 AUTONOMOUS TRANSFER COMPLETE", String::new())],
+                    0,
+                    Some(transfer),
+                );
             }
         }
     }
@@ -309,6 +401,40 @@ impl Simulator {
                     );
                     to = to.max(t);
                 }
+                ScenarioKind::FirmwareRollout => {
+                    let t = start + self.rng.random_range(0..s.spread_ms.max(1));
+                    let key = s.campaign_key();
+                    let fails = self.rng.random_bool(s.fail);
+                    let download = self.rng.random_range(60_000..240_000);
+                    let mut events = vec![
+                        ("7 TRANSFER COMPLETE", String::new()),
+                        ("M Download", key.clone()),
+                    ];
+                    if !fails {
+                        // The image is applied across a reboot.
+                        events.insert(0, ("1 BOOT", String::new()));
+                        let model = &self.config.models[self.devices[d].model];
+                        let to = if s.to.is_empty() {
+                            model
+                                .software_versions
+                                .first()
+                                .copied()
+                                .unwrap_or("")
+                                .to_owned()
+                        } else {
+                            s.to.clone()
+                        };
+                        self.devices[d].upgraded = Some((t, to));
+                    }
+                    let transfer = PlannedTransfer {
+                        command_key: key,
+                        fault: if fails { s.fault } else { 0 },
+                        autonomous: false,
+                        start_ms: t - download,
+                    };
+                    self.plan_session(t, d, events, 0, Some(transfer));
+                    to = to.max(t);
+                }
                 ScenarioKind::RebootLoop | ScenarioKind::WakeupStorm => {
                     let (code, jitter) = match s.kind {
                         ScenarioKind::RebootLoop => ("1 BOOT", 20_000),
@@ -368,14 +494,18 @@ impl Simulator {
             format_utc(time)
         };
         let events: Vec<(&str, &str)> = events.iter().map(|(c, k)| (*c, k.as_str())).collect();
-        let body = write_inform(&InformSpec {
-            model,
-            serial: &d.serial,
-            software_version: model
+        let software_version = match &d.upgraded {
+            Some((since, version)) if time >= *since => version.as_str(),
+            _ => model
                 .software_versions
                 .get(d.software_version)
                 .copied()
                 .unwrap_or(""),
+        };
+        let body = write_inform(&InformSpec {
+            model,
+            serial: &d.serial,
+            software_version,
             events: &events,
             retry_count: retry,
             current_time: &current_time,
@@ -404,6 +534,47 @@ impl Simulator {
             remote_addr: d.remote_addr.clone(),
             content_type: "text/xml; charset=utf-8",
             device,
+            rpc: SimRpc::Inform,
+        }
+    }
+
+    /// The transfer result of a session whose Inform was sent at `time`.
+    fn transfer_message(&mut self, time: i64, f: &FollowUp) -> SimMessage {
+        let d = &self.devices[f.device];
+        let model = &self.config.models[d.model];
+        let t = &f.transfer;
+        let start_time = format_utc(t.start_ms);
+        let complete_time = format_utc(time);
+        let target = format!("{}.bin", model.product_class.replace(' ', "_"));
+        let body = crate::wire::write_transfer_complete(&crate::wire::TransferSpec {
+            model,
+            session_id: f.session_id,
+            command_key: &t.command_key,
+            fault_code: t.fault,
+            fault_string: fault_string(t.fault),
+            start_time: &start_time,
+            complete_time: &complete_time,
+            autonomous: t.autonomous.then_some(crate::wire::AutonomousSpec {
+                transfer_url: "http://fw.example.net/images/latest.bin",
+                file_type: "1 Firmware Upgrade Image",
+                file_size: 16_777_216,
+                target_file_name: &target,
+            }),
+        });
+        self.stats.bytes += body.len() as u64;
+        SimMessage {
+            key: f.key.clone(),
+            body,
+            received_at_ms: time,
+            acs: acs_name(d.acs),
+            remote_addr: d.remote_addr.clone(),
+            content_type: "text/xml; charset=utf-8",
+            device: f.device,
+            rpc: if t.autonomous {
+                SimRpc::AutonomousTransferComplete
+            } else {
+                SimRpc::TransferComplete
+            },
         }
     }
 }
@@ -449,9 +620,26 @@ impl Iterator for Simulator {
                         device: 0,
                         events: Vec::new(),
                         retry: 0,
+                        transfer: None,
                     },
                 );
-                Some(self.message(time, p.device, &p.events, p.retry))
+                let message = self.message(time, p.device, &p.events, p.retry);
+                if let Some(transfer) = p.transfer {
+                    // Same session, so same key: it reaches ingest after its Inform.
+                    self.follow_ups.push(FollowUp {
+                        device: p.device,
+                        key: message.key.clone(),
+                        session_id: self.sessions,
+                        transfer,
+                    });
+                    let idx = self.follow_ups.len() - 1;
+                    self.push(message.received_at_ms + 1_000, Item::FollowUp(idx));
+                }
+                Some(message)
+            }
+            Item::FollowUp(i) => {
+                let f = self.follow_ups[i].clone();
+                Some(self.transfer_message(time, &f))
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The simulator: deterministic, realistic, and its scenarios land where asked.
 
 use cwmp_inform::{extract, Options};
-use cwmp_sim::{format_utc, Scenario, ScenarioKind, SimConfig, Simulator};
+use cwmp_sim::{format_utc, Scenario, ScenarioKind, SimConfig, SimRpc, Simulator};
 
 fn config(devices: usize, hours: i64, scenarios: &[&str]) -> SimConfig {
     SimConfig {
@@ -41,6 +41,10 @@ fn every_message_extracts_to_its_device_in_time_order() {
         n += 1;
         assert!(m.received_at_ms >= last.saturating_sub(1000), "time order");
         last = last.max(m.received_at_ms);
+        if m.rpc != SimRpc::Inform {
+            // A transfer result: checked in its own test.
+            continue;
+        }
         let inform = extract(&m.body, &Options::default()).expect("a valid Inform");
         let d = &devices[m.device];
         let id = cwmp_record::device_id(
@@ -70,7 +74,7 @@ fn a_power_cut_boots_its_model_within_the_spread_with_retries() {
     let start = SimConfig::default().start_ms + 3_600_000;
     let mut boots = 0;
     let mut retried = 0;
-    for m in sim {
+    for m in sim.filter(|m| m.rpc == SimRpc::Inform) {
         let inform = extract(&m.body, &Options::default()).expect("inform");
         if inform.events.iter().any(|e| e.code.trim() == "1 BOOT")
             && m.received_at_ms >= start
@@ -101,6 +105,8 @@ fn scenarios_parse_with_clear_errors() {
         ("power_cut@soon", "not a duration"),
         ("power_cut@1h:share=2", "more than 1"),
         ("power_cut@1h:colour=red", "unknown option"),
+        ("firmware_rollout@1h:fault=x", "not a fault code"),
+        ("firmware_rollout@1h:fail=1.5", "more than 1"),
     ] {
         let err = bad.parse::<Scenario>().expect_err(bad).to_string();
         assert!(err.contains(says), "{bad}: {err}");
@@ -124,4 +130,71 @@ fn huge_scenario_spans_stop_at_the_end_of_the_simulation() {
     let n = sim.count();
     // Two devices booting every second for the 50 remaining minutes, plus the fleet.
     assert!(n > 2 * 50 * 60 && n < 2 * 50 * 60 + 1_000, "{n}");
+}
+
+#[test]
+fn a_firmware_rollout_boots_into_the_new_version_and_reports_each_transfer() {
+    let sim = Simulator::new(config(
+        2000,
+        3,
+        &["firmware_rollout@1h:model=HG8245H,share=0.5,fail=0.2,fault=9018,to=V9"],
+    ));
+    let planted = sim.planted()[0].clone();
+    assert_eq!(planted.scenario.kind, ScenarioKind::FirmwareRollout);
+    let key = planted.scenario.campaign_key();
+    let start = SimConfig::default().start_ms + 3_600_000;
+    let text = |m: &cwmp_sim::SimMessage| String::from_utf8_lossy(&m.body).into_owned();
+    let mut session_of_rollout = std::collections::HashMap::new();
+    let (mut booted, mut failed, mut ok, mut autonomous, mut upgraded_periodic) = (0, 0, 0, 0, 0);
+    for m in sim {
+        match m.rpc {
+            SimRpc::Inform => {
+                let inform = extract(&m.body, &Options::default()).expect("inform");
+                let codes: Vec<&str> = inform.events.iter().map(|e| e.code.as_ref()).collect();
+                let version = inform
+                    .params
+                    .iter()
+                    .find(|p| p.name.ends_with("SoftwareVersion"))
+                    .map(|p| p.value.to_string());
+                if inform.events.iter().any(|e| e.command_key == key) {
+                    assert!(codes.contains(&"7 TRANSFER COMPLETE"), "{codes:?}");
+                    assert!(m.received_at_ms >= start && m.received_at_ms < start + 11 * 60_000);
+                    if codes.contains(&"1 BOOT") {
+                        booted += 1;
+                        assert_eq!(version.as_deref(), Some("V9"), "boots into the new image");
+                    }
+                    session_of_rollout.insert(m.key.clone(), codes.contains(&"1 BOOT"));
+                } else if codes == ["2 PERIODIC"] && version.as_deref() == Some("V9") {
+                    upgraded_periodic += 1;
+                }
+            }
+            SimRpc::TransferComplete => {
+                let body = text(&m);
+                let booted = session_of_rollout
+                    .get(&m.key)
+                    .copied()
+                    .expect("a TransferComplete follows its session's Inform, under its key");
+                assert!(
+                    body.contains(&format!("<CommandKey>{key}</CommandKey>")),
+                    "{body}"
+                );
+                if booted {
+                    assert!(body.contains("<FaultCode>0</FaultCode>"), "{body}");
+                    ok += 1;
+                } else {
+                    assert!(body.contains("<FaultCode>9018</FaultCode>"), "{body}");
+                    failed += 1;
+                }
+            }
+            SimRpc::AutonomousTransferComplete => {
+                assert!(text(&m).contains("AutonomousTransferComplete"));
+                autonomous += 1;
+            }
+        }
+    }
+    assert_eq!(booted + failed, planted.devices.len());
+    assert_eq!(ok, booted);
+    assert!(failed > planted.devices.len() / 10 && failed < planted.devices.len() * 3 / 10);
+    assert!(upgraded_periodic > 0, "later informs carry the new version");
+    assert!(autonomous > 0, "autonomous transfers ride along as noise");
 }

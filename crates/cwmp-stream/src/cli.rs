@@ -117,8 +117,9 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// A planted incident, kind@offset[:key=value,...] (repeatable): power_cut,
-    /// acs_reboot, reboot_loop, wakeup_storm, factory_reset_wave; options model, acs,
-    /// share, spread, count, every, for. E.g. power_cut@2h:model=HG8245H,share=0.8
+    /// acs_reboot, reboot_loop, wakeup_storm, factory_reset_wave, firmware_rollout;
+    /// options model, acs, share, spread, count, every, for, and for firmware_rollout
+    /// fail, fault, to. E.g. power_cut@2h:model=HG8245H,share=0.8
     #[arg(long = "scenario", value_parser = parse_scenario)]
     pub scenarios: Vec<cwmp_sim::Scenario>,
 }

@@ -172,12 +172,14 @@ fn run_simulate(args: &SimulateArgs) -> anyhow::Result<u8> {
         };
         let produced = cwmp_stream::simulate::produce(sim, &producer, &args.topic, &pace).await?;
         eprintln!(
-            "simulate: {} informs ({:.1} MB) to {} in {:.1} s ({:.0} informs/s)",
-            produced.informs,
+            "simulate: {} messages ({} informs, {} transfer results; {:.1} MB) to {} in {:.1} s ({:.0} messages/s)",
+            produced.messages,
+            produced.messages - produced.transfers,
+            produced.transfers,
             produced.bytes as f64 / 1e6,
             args.topic,
             produced.seconds,
-            produced.informs as f64 / produced.seconds.max(1e-9)
+            produced.messages as f64 / produced.seconds.max(1e-9)
         );
         anyhow::Ok(())
     })?;

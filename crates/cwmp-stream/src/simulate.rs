@@ -49,7 +49,10 @@ impl std::fmt::Debug for Pace {
 /// What a run produced.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Produced {
-    pub informs: u64,
+    /// Every message: Informs and the transfer results that follow some of them.
+    pub messages: u64,
+    /// `TransferComplete` and `AutonomousTransferComplete` messages among them.
+    pub transfers: u64,
     pub bytes: u64,
     pub seconds: f64,
 }
@@ -148,14 +151,14 @@ pub async fn produce<C: rdkafka::ClientContext + 'static>(
     let mut produced = Produced::default();
     for m in sim {
         if pace.rate > 0.0 {
-            let due = Duration::from_secs_f64(produced.informs as f64 / pace.rate);
+            let due = Duration::from_secs_f64(produced.messages as f64 / pace.rate);
             let elapsed = start.elapsed();
             if due > elapsed {
                 tokio::time::sleep(due - elapsed).await;
             }
         }
         if let Some((consumed, max_ahead)) = &pace.ahead {
-            while produced.informs > consumed() + max_ahead {
+            while produced.messages > consumed() + max_ahead {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
@@ -164,7 +167,10 @@ pub async fn produce<C: rdkafka::ClientContext + 'static>(
             .await
             .context("producing an Inform")?;
         pending.push_back(delivery);
-        produced.informs += 1;
+        produced.messages += 1;
+        if m.rpc != cwmp_sim::SimRpc::Inform {
+            produced.transfers += 1;
+        }
         produced.bytes += m.body.len() as u64;
         // Keep the number of outstanding deliveries bounded.
         while pending.len() > 50_000 {
@@ -172,8 +178,8 @@ pub async fn produce<C: rdkafka::ClientContext + 'static>(
                 check(d).await?;
             }
         }
-        if produced.informs % 1024 == 0 {
-            progress.update(produced.informs, m.received_at_ms);
+        if produced.messages % 1024 == 0 {
+            progress.update(produced.messages, m.received_at_ms);
         }
     }
     for d in pending {

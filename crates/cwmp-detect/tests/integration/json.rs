@@ -32,9 +32,27 @@ fn decodes_what_the_detectors_need() {
     assert_eq!(obs.product_class, "202BC1 BM632w");
     assert_eq!(obs.software_version.as_deref(), Some("V100"));
     assert!(obs.retry);
-    assert!(obs.kinds.acs_reboot() && !obs.kinds.unsolicited_boot());
+    assert!(obs.kinds.acs_reboot() && !obs.kinds.local_boot());
     assert!(obs.kinds.has(Kinds::M_REBOOT));
     assert_eq!(obs.source.as_ref().map(|s| s.offset), Some(991));
+}
+
+/// Records written before `boot_cause` existed have no such field: the detectors
+/// derive the cause from the events, so they judge them the same way.
+#[test]
+fn records_without_boot_cause_are_judged_the_same() {
+    let json = String::from_utf8(record_json()).expect("utf8");
+    assert!(json.contains(r#""boot_cause":"acs_reboot","#), "{json}");
+    let older = json.replace(r#""boot_cause":"acs_reboot","#, "");
+    let mut now = json.into_bytes();
+    let mut then = older.into_bytes();
+    let a = Observation::from_json(&mut now).expect("current record");
+    let b = Observation::from_json(&mut then).expect("older record");
+    assert_eq!(a, b);
+    assert_eq!(
+        a.kinds.boot_cause(),
+        Some(cwmp_record::BootCause::AcsReboot)
+    );
 }
 
 #[test]

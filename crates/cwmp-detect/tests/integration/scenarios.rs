@@ -289,3 +289,80 @@ fn redelivered_records_are_dropped() {
     assert_eq!(a.worker.stats().accepted, b.worker.stats().accepted);
     assert_eq!(out_a, out_b);
 }
+
+/// The report that started boot causes: 600 devices upgraded within five minutes
+/// opened `boot_storm` on every scope and paged the NOC on a planned rollout.
+#[test]
+fn a_firmware_rollout_is_a_firmware_rollout_and_never_a_boot_storm() {
+    let devices = fleet(5);
+    let mut obs = background(&devices, T0, T0 + 8 * HOUR, 5);
+    let start = T0 + 5 * HOUR;
+    let mut rng = Rng::new(5);
+    let class = "202BC1 BM632w";
+    let upgrade = [Kinds::BOOT, Kinds::TRANSFER_COMPLETE, Kinds::M_DOWNLOAD];
+    for d in class_devices(&devices, class).into_iter().take(600) {
+        let at = start + rng.below(5 * MIN as u64) as i64;
+        obs.push(inform(d, at, &upgrade, false));
+    }
+    // A few dozen devices of another line apply an autonomous transfer across a
+    // reboot (`10 …` counts like `7 …`): too few to open anything.
+    for d in class_devices(&devices, "A0F3C1 Archer-C7")
+        .into_iter()
+        .take(30)
+    {
+        let at = start + rng.below(5 * MIN as u64) as i64;
+        obs.push(inform(
+            d,
+            at,
+            &[Kinds::BOOT, Kinds::TRANSFER_COMPLETE],
+            false,
+        ));
+    }
+    let alerts = run(&arrival(obs, 5));
+    assert!(
+        opened(&alerts, AlertKind::BootStorm).is_empty(),
+        "{:#?}",
+        summary(&alerts)
+    );
+    assert!(opened(&alerts, AlertKind::RebootLoop).is_empty());
+    let rollout = opened(&alerts, AlertKind::FirmwareRollout);
+    let scopes: std::collections::BTreeSet<Scope> = rollout.iter().map(|a| a.scope).collect();
+    assert!(
+        scopes.contains(&Scope::Fleet) && scopes.contains(&Scope::ProductClass),
+        "{:#?}",
+        summary(&alerts)
+    );
+    for a in &rollout {
+        if a.scope == Scope::ProductClass {
+            assert_eq!(a.key, class);
+        }
+        assert!(a.window_end_ms >= start && a.window_start_ms <= start + 5 * MIN);
+    }
+    assert!(rollout.iter().all(|open| alerts
+        .iter()
+        .any(|a| a.id == open.id && a.state == AlertState::Resolved)));
+}
+
+#[test]
+fn factory_resets_are_a_bootstrap_wave_and_never_a_boot_storm() {
+    let devices = fleet(6);
+    let mut obs = background(&devices, T0, T0 + 8 * HOUR, 6);
+    let start = T0 + 5 * HOUR;
+    let mut rng = Rng::new(6);
+    for d in class_devices(&devices, "00D09E HG8245H")
+        .into_iter()
+        .take(400)
+    {
+        let at = start + rng.below(5 * MIN as u64) as i64;
+        obs.push(inform(d, at, &[Kinds::BOOTSTRAP, Kinds::BOOT], false));
+    }
+    let alerts = run(&arrival(obs, 6));
+    assert!(
+        opened(&alerts, AlertKind::BootStorm).is_empty(),
+        "{:#?}",
+        summary(&alerts)
+    );
+    assert!(opened(&alerts, AlertKind::BootstrapWave)
+        .iter()
+        .any(|a| a.scope == Scope::ProductClass && a.key == "00D09E HG8245H"));
+}

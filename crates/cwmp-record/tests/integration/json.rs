@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use cwmp_record::{Cwmp, Device, EventKind, EventRecord, RecordEvent, RecordParam, Source};
+use cwmp_record::{
+    BootCause, Cwmp, Device, EventKind, EventRecord, RecordEvent, RecordParam, Source,
+};
 use proptest::prelude::*;
 
 fn text() -> impl Strategy<Value = Cow<'static, str>> {
@@ -68,7 +70,12 @@ fn record() -> impl Strategy<Value = EventRecord<'static>> {
         });
     (
         (text(), device, prop::collection::vec(event, 0..4), cwmp),
-        (any::<Option<u32>>(), any::<Option<u32>>(), opt_text()),
+        (
+            any::<Option<u32>>(),
+            any::<Option<u32>>(),
+            opt_text(),
+            prop::option::of(prop::sample::select(BootCause::ALL.to_vec())),
+        ),
         (
             any::<Option<i64>>(),
             any::<Option<i64>>(),
@@ -85,7 +92,7 @@ fn record() -> impl Strategy<Value = EventRecord<'static>> {
         .prop_map(
             |(
                 (device_id, device, events, cwmp),
-                (max_envelopes, retry_count, current_time),
+                (max_envelopes, retry_count, current_time, boot_cause),
                 (cpe_time_ms, received_at_ms, acs, remote_addr, root),
                 (params, warnings, source),
             )| EventRecord {
@@ -93,6 +100,7 @@ fn record() -> impl Strategy<Value = EventRecord<'static>> {
                 device_id,
                 device,
                 events,
+                boot_cause,
                 cwmp,
                 max_envelopes,
                 retry_count,

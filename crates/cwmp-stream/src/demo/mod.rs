@@ -58,13 +58,15 @@ impl Default for DemoOptions {
     }
 }
 
-/// A power cut on the biggest product line, one device in a reboot loop, and an ACS
-/// reboot campaign (which must not look like a storm), after a calm first hour.
+/// A power cut on the biggest product line, one device in a reboot loop, an ACS
+/// reboot campaign and a firmware rollout with a failing share (neither of which
+/// must look like a storm), after a calm first hour.
 pub fn default_scenarios() -> Vec<Scenario> {
     [
         "power_cut@90m:model=HG8245H",
         "reboot_loop@60m",
         "acs_reboot@150m:model=SpeedTouch",
+        "firmware_rollout@195m:model=VMG8924,share=0.6,fail=0.15,fault=9010",
     ]
     .iter()
     .filter_map(|s| s.parse().ok())
@@ -363,9 +365,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         services.ingest_metrics.clone(),
         services.detect_metrics.clone(),
     );
-    let ingest_done = wait_until("ingest", Duration::from_secs(300), produced.informs, || {
-        ingest.handled()
-    })
+    let ingest_done = wait_until(
+        "ingest",
+        Duration::from_secs(300),
+        produced.messages,
+        || ingest.handled(),
+    )
     .await?;
     let records = ingest.messages(MessageResult::Record);
     let detect_done = wait_until("detect", Duration::from_secs(300), records, || {
@@ -393,7 +398,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         seed: options.seed,
         broker: broker.name().to_owned(),
         planted,
-        simulated: produced.informs,
+        simulated: produced.messages,
+        simulated_transfers: produced.transfers,
         simulated_bytes: produced.bytes,
         simulate_seconds: produced.seconds,
         records,

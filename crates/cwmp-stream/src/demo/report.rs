@@ -18,7 +18,9 @@ pub struct DemoReport {
     pub seed: u64,
     pub broker: String,
     pub planted: Vec<Planted>,
+    /// Messages simulated: Informs, and the transfer results among them.
     pub simulated: u64,
+    pub simulated_transfers: u64,
     pub simulated_bytes: u64,
     pub simulate_seconds: f64,
     pub records: u64,
@@ -62,6 +64,7 @@ fn explains(kind: ScenarioKind) -> &'static [AlertKind] {
         ScenarioKind::RebootLoop => &[AlertKind::RebootLoop],
         ScenarioKind::WakeupStorm => &[AlertKind::WakeupRate],
         ScenarioKind::FactoryResetWave => &[AlertKind::BootstrapWave, AlertKind::BootStorm],
+        ScenarioKind::FirmwareRollout => &[AlertKind::FirmwareRollout],
     }
 }
 
@@ -126,9 +129,9 @@ impl DemoReport {
             ));
         }
         out.push_str(&format!(
-            "\n{:<10} {:>10}  {:>12}\n{:<10} {:>10}  {:>10.0}/s  ({:.1} MB of XML)\n{:<10} {:>10}  {:>10.0}/s  ({} records, {} DLQ, {} skipped)\n{:<10} {:>10}  {:>10.0}/s  ({} late)\n",
-            "stage", "informs", "throughput",
-            "simulate", self.simulated, rate(self.simulated, self.simulate_seconds), self.simulated_bytes as f64 / 1e6,
+            "\n{:<10} {:>10}  {:>12}\n{:<10} {:>10}  {:>10.0}/s  ({:.1} MB of XML; {} transfer results)\n{:<10} {:>10}  {:>10.0}/s  ({} records, {} DLQ, {} skipped)\n{:<10} {:>10}  {:>10.0}/s  ({} late)\n",
+            "stage", "messages", "throughput",
+            "simulate", self.simulated, rate(self.simulated, self.simulate_seconds), self.simulated_bytes as f64 / 1e6, self.simulated_transfers,
             "ingest", self.records + self.dlq + self.skipped, rate(self.records + self.dlq + self.skipped, self.ingest_seconds), self.records, self.dlq, self.skipped,
             "detect", self.detected, rate(self.detected, self.detect_seconds), self.late,
         ));

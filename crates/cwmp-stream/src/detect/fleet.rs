@@ -1,41 +1,27 @@
 //! The fleet stage on Kafka: partial aggregates in, fleet alerts out.
 
-use std::sync::Arc;
-
 use cwmp_detect::aggregate::AggregateMessage;
 use cwmp_detect::Fleet;
 use rdkafka::Message;
 use tokio::sync::watch;
 
 use super::metrics::{AggregateTraffic, DetectStage};
-use super::{await_deliveries, send_alert, DetectMetrics, StageClients};
-use crate::config::Config;
-use crate::health::Health;
+use super::{await_deliveries, send_alert, StageClients, StageIo};
 use crate::kafka::{assigned as assigned_partitions, recv_batch, store_offsets};
-
-pub async fn run(
-    config: &Config,
-    metrics: DetectMetrics,
-    health: Arc<Health>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let clients = StageClients::open(config, &metrics, &health, DetectStage::Fleet)?;
-    let consumed = consume(config, &clients, &metrics, &health, &mut stop).await;
-    clients.close(config, &health, DetectStage::Fleet);
-    consumed
-}
 
 /// Consumes partials and closes, decides and publishes until `stop` turns true or
 /// an output fails.
-async fn consume(
-    config: &Config,
-    clients: &StageClients,
-    metrics: &DetectMetrics,
-    health: &Health,
+pub(super) async fn consume(
+    io: StageIo<'_>,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let StageIo {
+        config,
+        clients: StageClients { consumer, producer },
+        metrics,
+        health,
+    } = io;
     let d = &config.detect;
-    let StageClients { consumer, producer } = clients;
     let mut fleet = Fleet::new(d.rules.clone())?;
     let mut alerts = Vec::new();
     let mut assigned: Vec<i32> = vec![0];

@@ -97,6 +97,7 @@ fn measure_label(kind: MeasureKind) -> &'static str {
         MeasureKind::Bootstrap => "bootstrap_devices",
         MeasureKind::Wakeup => "wakeup_devices",
         MeasureKind::Retry => "retried_informs",
+        MeasureKind::FirmwareUpgrade => "firmware_upgrade_devices",
     }
 }
 
@@ -172,6 +173,7 @@ impl DetectMetrics {
             "wakeup_events",
             measure_label(MeasureKind::Wakeup),
             measure_label(MeasureKind::Retry),
+            measure_label(MeasureKind::FirmwareUpgrade),
         ];
         let results: Vec<&str> = RecordResult::ALL.iter().map(|r| r.as_str()).collect();
         let traffic: Vec<&str> = AggregateTraffic::ALL.iter().map(|t| t.as_str()).collect();

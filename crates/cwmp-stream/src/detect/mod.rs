@@ -46,19 +46,51 @@ pub async fn run(
         "detect starting"
     );
     match d.stage {
-        Stage::Worker => worker::run(config, metrics, health, stop).await,
-        Stage::Fleet => fleet::run(config, metrics, health, stop).await,
+        Stage::Worker => run_stage(config, &metrics, &health, stop, DetectStage::Worker).await,
+        Stage::Fleet => run_stage(config, &metrics, &health, stop, DetectStage::Fleet).await,
         Stage::All => {
             // /readyz follows the worker; the fleet stage may own no partition at all
             // when there are more replicas than aggregate partitions.
             let fleet_health = Arc::new(Health::new(Duration::from_millis(d.stall_timeout_ms)));
             let (w, f) = tokio::join!(
-                worker::run(config, metrics.clone(), health, stop.clone()),
-                fleet::run(config, metrics, fleet_health, stop),
+                run_stage(config, &metrics, &health, stop.clone(), DetectStage::Worker),
+                run_stage(config, &metrics, &fleet_health, stop, DetectStage::Fleet),
             );
             w.and(f)
         }
     }
+}
+
+/// What a stage's consuming loop works with.
+#[derive(Clone, Copy)]
+struct StageIo<'a> {
+    config: &'a Config,
+    clients: &'a StageClients,
+    metrics: &'a DetectMetrics,
+    health: &'a Health,
+}
+
+/// One stage: its clients, its loop until `stop` or a failure, then the drain.
+async fn run_stage(
+    config: &Config,
+    metrics: &DetectMetrics,
+    health: &Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+    stage: DetectStage,
+) -> anyhow::Result<()> {
+    let clients = StageClients::open(config, metrics, health, stage)?;
+    let io = StageIo {
+        config,
+        clients: &clients,
+        metrics,
+        health,
+    };
+    let consumed = match stage {
+        DetectStage::Worker => worker::consume(io, &mut stop).await,
+        DetectStage::Fleet => fleet::consume(io, &mut stop).await,
+    };
+    clients.close(config, health, stage);
+    consumed
 }
 
 /// A stage's Kafka clients: its group consumer and the producer of its outputs.

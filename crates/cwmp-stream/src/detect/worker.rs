@@ -2,7 +2,6 @@
 //! aggregates out.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -13,36 +12,25 @@ use rdkafka::Message;
 use tokio::sync::watch;
 
 use super::metrics::{AggregateTraffic, DetectStage, RecordResult};
-use super::{await_deliveries, send_alert, DetectMetrics, StageClients};
+use super::{await_deliveries, send_alert, DetectMetrics, StageClients, StageIo};
 use crate::config::Config;
-use crate::health::Health;
 use crate::kafka::{
     assigned as assigned_partitions, enqueue, partition_count, recv_batch, store_offsets, Batch,
     StatsProducer,
 };
 
-pub async fn run(
-    config: &Config,
-    metrics: DetectMetrics,
-    health: Arc<Health>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let clients = StageClients::open(config, &metrics, &health, DetectStage::Worker)?;
-    let consumed = consume(config, &clients, &metrics, &health, &mut stop).await;
-    clients.close(config, &health, DetectStage::Worker);
-    consumed
-}
-
 /// Consumes, detects and publishes until `stop` turns true or an output fails.
-async fn consume(
-    config: &Config,
-    clients: &StageClients,
-    metrics: &DetectMetrics,
-    health: &Health,
+pub(super) async fn consume(
+    io: StageIo<'_>,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let StageIo {
+        config,
+        clients: StageClients { consumer, producer },
+        metrics,
+        health,
+    } = io;
     let d = &config.detect;
-    let StageClients { consumer, producer } = clients;
     let input_partitions = partition_count(consumer, &d.input_topic).await?;
     let aggregate_partitions = partition_count(consumer, &d.aggregates_topic).await?;
     let mut worker = Worker::new(d.rules.clone())?;

@@ -85,6 +85,7 @@ pub struct IngestMetrics {
     errors: IntCounterVec,
     skipped: IntCounterVec,
     warnings: IntCounterVec,
+    boots: IntCounterVec,
     bytes_in: IntCounter,
     extract_seconds: Histogram,
     ack_latency_seconds: Histogram,
@@ -107,6 +108,10 @@ impl IngestMetrics {
             .map(|w| w.as_str())
             .collect();
         let results: Vec<&str> = MessageResult::ALL.iter().map(|r| r.as_str()).collect();
+        let causes: Vec<&str> = cwmp_record::BootCause::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
         let outcomes: Vec<&str> = TxnOutcome::ALL.iter().map(|o| o.as_str()).collect();
         IngestMetrics {
             messages: counter_vec(
@@ -137,6 +142,13 @@ impl IngestMetrics {
                 "Accepted quirks in Informs, by warning.",
                 "warning",
                 &warnings,
+            ),
+            boots: counter_vec(
+                &registry,
+                "cwmp_ingest_boots_total",
+                "Informs reporting a boot or bootstrap, by boot cause: local (power, crash, button), acs_reboot, firmware_upgrade, factory_reset, bootstrap.",
+                "cause",
+                &causes,
             ),
             bytes_in: counter(&registry, "cwmp_ingest_input_bytes_total", "Bytes of input messages consumed."),
             extract_seconds: histogram(
@@ -182,8 +194,14 @@ impl IngestMetrics {
             .observe(processed.received.elapsed().as_secs_f64());
         let result = match &processed.outcome {
             Outcome::Record {
-                kinds, warnings, ..
+                kinds,
+                boot_cause,
+                warnings,
+                ..
             } => {
+                if let Some(cause) = boot_cause {
+                    self.boots.with_label_values(&[cause.as_str()]).inc();
+                }
                 for kind in kinds {
                     self.events.with_label_values(&[kind.as_str()]).inc();
                 }
@@ -261,5 +279,6 @@ mod tests {
         assert!(text.contains("cwmp_ingest_messages_total{result=\"dlq\"} 0"));
         assert!(text.contains("cwmp_ingest_events_total{kind=\"boot\"} 0"));
         assert!(text.contains("cwmp_ingest_rebalances_total{kind=\"revoke\"} 0"));
+        assert!(text.contains("cwmp_ingest_boots_total{cause=\"firmware_upgrade\"} 0"));
     }
 }

@@ -31,6 +31,7 @@ pub enum Outcome {
         /// Event time (receive time), used as the output's Kafka timestamp.
         event_time_ms: Option<i64>,
         kinds: Vec<cwmp_record::EventKind>,
+        boot_cause: Option<cwmp_record::BootCause>,
         warnings: cwmp_inform::Warnings,
     },
     /// A rejected message: its original bytes go to the dead-letter topic.
@@ -126,6 +127,7 @@ fn try_process(message: &OwnedMessage, options: &Options) -> Result<Outcome, Inp
         payload: json,
         event_time_ms: record.received_at_ms,
         kinds: record.events.iter().map(|e| e.kind).collect(),
+        boot_cause: record.boot_cause,
         warnings,
     })
 }

@@ -9,4 +9,5 @@ mod http;
 mod ingest;
 mod kafka_util;
 mod process_faults;
+mod schemas;
 mod simulate;
