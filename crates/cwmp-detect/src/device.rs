@@ -47,31 +47,35 @@ struct DeviceState {
     sources: [u32; 2],
 }
 
-/// The last few event times of one device, in time order (records may arrive out
-/// of order within the lateness bound, so times are inserted in place).
-#[derive(Debug, Clone, Copy, Default)]
+/// Most event times one device keeps. Reached only by a device sending thousands of
+/// boots or wake-ups while the watermark trails it (a backlog of hours): the oldest
+/// then fall out, and only that device's alerts may differ from a replay.
+const MAX_TIMES: usize = 1024;
+
+/// A device's boot (or wake-up) times, in time order (records may arrive out of
+/// order within the lateness bound, so times are inserted in place).
+///
+/// Times are kept until the watermark no longer needs them ([`Ring::prune`]), not
+/// until a count is reached: when a consumer drains one partition hours ahead of
+/// another, the watermark trails that partition's devices, and the events it has not
+/// judged yet must still see every earlier event of their window. (A fixed ring of
+/// the last 16 times lost them, and device alerts opened late, under other ids.)
+#[derive(Debug, Clone, Default)]
 struct Ring {
-    times: [u32; MAX_TRACKED as usize],
-    len: u8,
+    times: Vec<u32>,
 }
 
 impl Ring {
     fn insert(&mut self, t: u32) {
-        let len = self.len as usize;
-        let at = self.times[..len].partition_point(|&x| x <= t);
-        if len < self.times.len() {
-            self.times.copy_within(at..len, at + 1);
-            self.times[at] = t;
-            self.len += 1;
-        } else if at > 0 {
-            // Full: the oldest time falls out.
-            self.times.copy_within(1..at, 0);
-            self.times[at - 1] = t;
+        let at = self.times.partition_point(|&x| x <= t);
+        self.times.insert(at, t);
+        if self.times.len() > MAX_TIMES {
+            self.times.remove(0);
         }
     }
 
     fn slice(&self) -> &[u32] {
-        &self.times[..self.len as usize]
+        &self.times
     }
 
     /// Times in `[now - span, now]`, oldest first.
@@ -83,7 +87,22 @@ impl Ring {
     }
 
     fn last(&self) -> Option<u32> {
-        self.slice().last().copied()
+        self.times.last().copied()
+    }
+
+    /// Drops what no judgment at or after `watermark` can need: times older than
+    /// `span` before it, except the last `MAX_TRACKED` at or before it (which decide
+    /// when an open alert resolves).
+    fn prune(&mut self, watermark: u32, span: u32) {
+        let upto = self.times.partition_point(|&t| t <= watermark);
+        let recent = self.times[..upto].partition_point(|&t| t < watermark.saturating_sub(span));
+        let keep_from = recent.min(upto.saturating_sub(MAX_TRACKED as usize));
+        if keep_from > 0 {
+            self.times.drain(..keep_from);
+            if self.times.capacity() > 4 * self.times.len().max(4) {
+                self.times.shrink_to_fit();
+            }
+        }
     }
 }
 
@@ -141,9 +160,16 @@ impl DeviceTable {
         fn table<K, V>(m: &FxHashMap<K, V>) -> usize {
             m.capacity() * (std::mem::size_of::<(K, V)>() + 1)
         }
+        let times = |m: &FxHashMap<u64, Ring>| {
+            m.values()
+                .map(|r| r.times.capacity() * std::mem::size_of::<u32>())
+                .sum::<usize>()
+        };
         table(&self.devices)
             + table(&self.boots)
+            + times(&self.boots)
             + table(&self.wakes)
+            + times(&self.wakes)
             + table(&self.open)
             + self
                 .open
@@ -392,14 +418,16 @@ impl DeviceTable {
         let open = &self.open;
         self.devices
             .retain(|_, d| now.saturating_sub(d.last_seen) <= ttl);
+        let wake_span = (HOUR_MS / 1000) as u32;
         self.boots.retain(|k, r| {
+            r.prune(now, loop_span);
             open.contains_key(&(*k, AlertKind::RebootLoop))
                 || r.last().is_some_and(|t| now.saturating_sub(t) <= loop_span)
         });
         self.wakes.retain(|k, r| {
+            r.prune(now, wake_span);
             open.contains_key(&(*k, AlertKind::WakeupRate))
-                || r.last()
-                    .is_some_and(|t| now.saturating_sub(t) <= (HOUR_MS / 1000) as u32)
+                || r.last().is_some_and(|t| now.saturating_sub(t) <= wake_span)
         });
     }
 }

@@ -87,3 +87,92 @@ fn same_input_same_alerts_byte_for_byte() {
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
+
+/// Per-device alerts of the records, as a worker owning two input partitions decides
+/// them when `feed` gives it `(partition, record)` in that order.
+fn device_alerts_of_two_partitions(feed: &[(i32, Observation)]) -> Vec<String> {
+    let mut worker =
+        cwmp_detect::Worker::new(cwmp_detect::DetectConfig::default()).expect("defaults");
+    worker.set_partitions(vec![0, 1], 2);
+    let mut out = Vec::new();
+    for (partition, obs) in feed {
+        worker.observe(*partition, obs, &mut out);
+    }
+    for partition in [0, 1] {
+        worker.partition_idle(partition, &mut out);
+    }
+    let alerts: Vec<Alert> = out
+        .into_iter()
+        .filter_map(|o| match o {
+            cwmp_detect::WorkerOutput::Alert(a) => Some(a),
+            cwmp_detect::WorkerOutput::Aggregate(_) => None,
+        })
+        .collect();
+    canonical(&alerts)
+}
+
+/// Catching up a backlog, a consumer drains one partition far ahead of another: the
+/// watermark (the slower partition's time) then trails the devices of the faster one
+/// by hours. A device's alerts must not depend on that: a wake-up storm and a reboot
+/// loop on the faster partition open and resolve exactly as when the partitions are
+/// read side by side.
+#[test]
+fn a_partition_far_ahead_of_another_gives_the_same_device_alerts() {
+    let devices = fleet(12);
+    let mut obs = background(&devices, T0, T0 + 6 * HOUR, 12);
+    // Devices 3 and 4 land on partition 1 (odd index), the far-ahead one below.
+    for i in 0..36 {
+        obs.push(inform(
+            &devices[3],
+            T0 + HOUR + i * 5 * MIN,
+            &[Kinds::WAKEUP],
+            false,
+        ));
+    }
+    for i in 0..20 {
+        obs.push(inform(
+            &devices[5],
+            T0 + HOUR + i * 9 * MIN,
+            &[Kinds::BOOT],
+            false,
+        ));
+    }
+    let records = arrival(obs, 12);
+    let partition = |o: &Observation| -> i32 {
+        let index = devices
+            .iter()
+            .position(|d| d.id == o.device_id)
+            .unwrap_or(0);
+        (index % 2) as i32
+    };
+    // Side by side: in arrival order.
+    let side_by_side: Vec<(i32, Observation)> =
+        records.iter().map(|o| (partition(o), o.clone())).collect();
+    let expected = device_alerts_of_two_partitions(&side_by_side);
+    assert!(
+        expected
+            .iter()
+            .any(|a| a.contains("\"wakeup_rate\"") && a.contains("\"resolved\""))
+            && expected.iter().any(|a| a.contains("\"reboot_loop\"")),
+        "{expected:#?}"
+    );
+    // Backlog: partition 1 in chunks of four hours, partition 0 in chunks of ten minutes.
+    let (fast, slow): (Vec<_>, Vec<_>) = side_by_side.into_iter().partition(|(p, _)| *p == 1);
+    let mut feed = Vec::new();
+    let (mut f, mut s) = (fast.into_iter().peekable(), slow.into_iter().peekable());
+    let mut fast_until = T0;
+    let mut slow_until = T0;
+    while f.peek().is_some() || s.peek().is_some() {
+        fast_until += 4 * HOUR;
+        while let Some(r) = f.next_if(|(_, o)| o.time_ms < fast_until) {
+            feed.push(r);
+        }
+        while slow_until < fast_until {
+            slow_until += 10 * MIN;
+            while let Some(r) = s.next_if(|(_, o)| o.time_ms < slow_until) {
+                feed.push(r);
+            }
+        }
+    }
+    assert_eq!(device_alerts_of_two_partitions(&feed), expected);
+}
