@@ -343,11 +343,8 @@ impl Config {
                 self.metrics.listen
             ));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            problems.push(format!(
-                "log.level {:?} is not a valid filter",
-                self.log.level
-            ));
+        if let Err(why) = check_log_filter(&self.log.level) {
+            problems.push(format!("log.level {:?}: {why}", self.log.level));
         }
         let d = &self.detect;
         for (name, value) in [
@@ -399,6 +396,36 @@ impl Config {
         }
         toml::to_string_pretty(&shown).map_err(|e| ConfigError(e.to_string()))
     }
+}
+
+/// Level names a log filter directive may end with.
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks a `tracing` filter the way a person means it. `EnvFilter` takes a bare
+/// word it does not know as a *target* (so `warning` or `verbose` would silence
+/// every log line): here a bare word must be a level, and `target=level` must end
+/// with one.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    let level_ok = |l: &str| {
+        let l = l.trim().to_ascii_lowercase();
+        LOG_LEVELS.contains(&l.as_str()) || matches!(l.as_str(), "0" | "1" | "2" | "3" | "4" | "5")
+    };
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = match directive.rsplit_once('=') {
+            Some((_, level)) => level,
+            None if directive.contains('[') => continue,
+            None => directive,
+        };
+        if !level_ok(level) {
+            return Err(format!(
+                "{level:?} is not a level (use one of {}, or target=level)",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| ())
+        .map_err(|e| format!("not a valid filter: {e}"))
 }
 
 /// Whether a librdkafka property holds a secret (passwords, private keys, tokens).
@@ -542,6 +569,30 @@ mod tests {
         let mut out = Vec::new();
         missing(&defaults, &shown, "", &mut out);
         assert!(out.is_empty(), "the example does not show {out:?}");
+    }
+
+    #[test]
+    fn log_filters_are_levels_a_person_means() {
+        for good in [
+            "info",
+            "WARN",
+            "cwmp_stream=debug,rdkafka=warn",
+            "warn,librdkafka=off",
+            "",
+        ] {
+            assert!(check_log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["warning", "verbose", "cwmp_stream=loud"] {
+            let err = check_log_filter(bad).expect_err(bad);
+            assert!(
+                err.contains("is not a level") && err.contains("warn"),
+                "{err}"
+            );
+        }
+        let mut c = Config::default();
+        c.log.level = "warning".into();
+        let err = c.validate().expect_err("a typo in log.level");
+        assert!(err.0.contains("log.level \"warning\""), "{err}");
     }
 
     #[test]

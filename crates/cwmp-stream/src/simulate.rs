@@ -70,7 +70,7 @@ impl Progress {
             let bar = indicatif::ProgressBar::new(expected);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} informs ({per_sec}, eta {eta})",
+                    "{prefix} [{bar:30}] {pos}/{len} messages ({per_sec}, eta {eta})",
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -92,7 +92,7 @@ impl Progress {
                 self.last_line = Instant::now();
                 let secs = self.start.elapsed().as_secs_f64();
                 eprintln!(
-                    "simulate: {done} informs, simulated clock {}, {:.0} informs/s",
+                    "simulate: {done} messages, simulated clock {}, {:.0} messages/s",
                     cwmp_sim::format_utc(sim_time_ms),
                     done as f64 / secs.max(1e-9)
                 );

@@ -122,7 +122,7 @@ impl DemoReport {
         out.push_str("planted:\n");
         for p in &self.planted {
             out.push_str(&format!(
-                "  {:<40} {:>6} devices  {}\n",
+                "  {:<48} {:>6} devices  {}\n",
                 p.scenario.to_string(),
                 p.devices.len(),
                 since(p.from_ms)
