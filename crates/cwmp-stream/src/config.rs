@@ -364,6 +364,7 @@ impl Config {
         if d.batch_max_messages == 0 {
             problems.push("detect.batch_max_messages must be at least 1".to_owned());
         }
+        problems.extend(crate::kafka::properties::refused(&self.kafka));
         if let Err(err) = d.rules.validate() {
             problems.push(format!("detect.rules: {}", err.0));
         }
@@ -475,6 +476,8 @@ mod tests {
                 brokers = "file:9092"
                 [kafka.client]
                 "security.protocol" = "SASL_SSL"
+                "sasl.mechanisms" = "PLAIN"
+                "sasl.username" = "cwmp"
                 "sasl.password" = "hunter2"
                 [ingest]
                 delivery = "exactly-once"

@@ -122,6 +122,70 @@ pub fn overridden(kafka: &KafkaConfig) -> Vec<String> {
     out
 }
 
+/// Passthrough properties librdkafka itself refuses (an unknown name, a value of the
+/// wrong type such as `5.24288e+07` for an integer), one message per key naming it.
+/// Each is set on a fresh librdkafka configuration, so every bad key is reported,
+/// not only the first; nothing connects.
+pub fn refused(kafka: &KafkaConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for (section, map) in [
+        ("client", &kafka.client),
+        ("consumer", &kafka.consumer),
+        ("producer", &kafka.producer),
+    ] {
+        for (key, value) in map {
+            let mut one = ClientConfig::new();
+            one.set(key, value);
+            if let Err(err) = one.create_native_config() {
+                let why = match &err {
+                    rdkafka::error::KafkaError::ClientConfig(_, description, _, _) => {
+                        description.clone()
+                    }
+                    other => other.to_string(),
+                };
+                out.push(format!(
+                    "kafka.{section}.\"{key}\" = {value:?} is refused by librdkafka: {why}"
+                ));
+            }
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
+    // Checks across properties (fetch.max.bytes >= message.max.bytes, SASL without
+    // credentials, say) happen when a client is made: make one of each, without
+    // bootstrap servers, so that nothing connects, and drop it. Files (`*.location`)
+    // are left out: they exist where the service runs (a mounted CA), not
+    // necessarily where its configuration is checked; the service reads them when
+    // it starts and fails with librdkafka's message if one is missing.
+    let mut consumer = consumer_config(kafka, "cwmp-check-config", STORE_AFTER_ACK);
+    let mut producer = producer_config(kafka, &producer_defaults());
+    for (what, config) in [("consumer", &mut consumer), ("producer", &mut producer)] {
+        let files: Vec<String> = config
+            .config_map()
+            .keys()
+            .filter(|k| k.ends_with(".location"))
+            .map(|k| k.to_string())
+            .collect();
+        for key in files {
+            config.remove(&key);
+        }
+        config
+            .remove("bootstrap.servers")
+            .set_log_level(RDKafkaLogLevel::Emerg);
+        let made = match what {
+            "consumer" => config.create::<rdkafka::consumer::BaseConsumer>().map(drop),
+            _ => config.create::<rdkafka::producer::BaseProducer>().map(drop),
+        };
+        if let Err(err) = made {
+            out.push(format!(
+                "the Kafka {what} configuration (ours, then [kafka.client] and [kafka.{what}]) is refused by librdkafka: {err}"
+            ));
+        }
+    }
+    out
+}
+
 /// Consumer properties: ours first, the passthrough maps last.
 pub fn consumer_config(kafka: &KafkaConfig, group_id: &str, ours: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -206,6 +270,41 @@ mod tests {
                 "kafka.producer.\"message.timeout.ms\"",
                 "kafka.producer.\"transaction.timeout.ms\"",
             ]
+        );
+    }
+
+    #[test]
+    fn librdkafka_judges_every_raw_property() {
+        let mut kafka = KafkaConfig::default();
+        // TLS and SASL are built in (ssl-vendored): the example's settings pass.
+        kafka
+            .client
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        kafka
+            .client
+            .insert("sasl.mechanisms".into(), "SCRAM-SHA-512".into());
+        kafka.client.insert("sasl.username".into(), "cwmp".into());
+        kafka.client.insert("sasl.password".into(), "secret".into());
+        kafka.producer.insert("batch.size".into(), "1000000".into());
+        assert_eq!(refused(&kafka), Vec::<String>::new());
+        // Every unknown or ill-typed key is named, not only the first.
+        let mut bad = kafka.clone();
+        bad.client.insert("bogus.property".into(), "1".into());
+        bad.producer.insert("linger.ms".into(), "soon".into());
+        let r = refused(&bad);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r[0].starts_with("kafka.client.\"bogus.property\""), "{r:?}");
+        assert!(r[1].starts_with("kafka.producer.\"linger.ms\""), "{r:?}");
+        // What only a client checks: a float rendered as 5.24288e+07 reads as 5.
+        let mut cross = kafka.clone();
+        cross
+            .consumer
+            .insert("fetch.max.bytes".into(), "5.24288e+07".into());
+        let r = refused(&cross);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(
+            r[0].contains("consumer") && r[0].contains("fetch.max.bytes"),
+            "{r:?}"
         );
     }
 

@@ -68,3 +68,42 @@ fn invalid_configs_exit_two_with_the_reason() {
         String::from_utf8_lossy(&out.stderr).contains("overrides a property the service manages")
     );
 }
+
+/// librdkafka judges every raw property before anything starts: an unknown key, a
+/// value of the wrong type, and (when a client is made) what only holds across
+/// properties, each named; a log level nobody means is refused with the levels.
+#[test]
+fn what_librdkafka_or_the_log_filter_would_refuse_is_refused_by_name() {
+    let bad = write(
+        "refused.toml",
+        r#"
+        [kafka.client]
+        "bogus.property" = "1"
+        [kafka.producer]
+        "linger.ms" = "soon"
+        [log]
+        level = "warning"
+        "#,
+    );
+    let out = run(&bad, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for says in [
+        "kafka.client.\"bogus.property\"",
+        "No such configuration property",
+        "kafka.producer.\"linger.ms\"",
+        "log.level \"warning\"",
+        "trace, debug, info, warn, error, off",
+    ] {
+        assert!(stderr.contains(says), "{says}: {stderr}");
+    }
+    // A float the way a YAML-to-TOML rendering writes it reads as 5 bytes.
+    let cross = write(
+        "cross.toml",
+        "[kafka.consumer]\n\"fetch.max.bytes\" = \"5.24288e+07\"\n",
+    );
+    let out = run(&cross, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("fetch.max.bytes"), "{stderr}");
+}
