@@ -173,6 +173,8 @@ def scenario_assertions(objects, name, config_text):
             source = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
             check(rule[0]["spec"]["groups"] == source["groups"], "full: the PrometheusRule embeds deploy/prometheus/rules.yml")
         check('"security.protocol" = "SASL_SSL"' in config_text, "full: passthrough properties in the config")
+        for line in ['"fetch.max.bytes" = "52428800"', '"batch.size" = "1000000"', '"linger.ms" = "10"']:
+            check(line in config_text, f"full: whole numbers render as integers: {line}")
         check("min_devices = 100" in config_text, "full: detector rules in the config")
         env = deployments["demo-cwmp-stream-ingest"]["spec"]["template"]["spec"]["containers"][0]["env"]
         names = {e["name"] for e in env}
