@@ -96,19 +96,6 @@ impl Kinds {
     pub fn acs_reboot(self) -> bool {
         self.boot_cause() == Some(BootCause::AcsReboot)
     }
-
-    /// A boot into a transferred image (`firmware_upgrade`).
-    pub fn firmware_upgrade(self) -> bool {
-        self.boot_cause() == Some(BootCause::FirmwareUpgrade)
-    }
-
-    /// A factory reset or a first contact (`factory_reset`, `bootstrap`).
-    pub fn bootstrap(self) -> bool {
-        matches!(
-            self.boot_cause(),
-            Some(BootCause::FactoryReset | BootCause::Bootstrap)
-        )
-    }
 }
 
 /// Why a line of EventRecord JSON could not be used.

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use cwmp_record::BootCause;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::aggregate::{AggregateMessage, Close, Measure, MeasureKind, Partial, MAX_SAMPLES};
@@ -89,13 +90,17 @@ type DeviceSets = [FxHashSet<u64>; MeasureKind::ALL.len()];
 
 /// Whether one record adds to each measure, by [`MeasureKind::index`].
 fn measures_of(obs: &Observation) -> [bool; MeasureKind::ALL.len()] {
+    // The cause is decided once per record, not once per measure.
+    let cause = obs.kinds.boot_cause();
     MeasureKind::ALL.map(|m| match m {
-        MeasureKind::Boot => obs.kinds.local_boot(),
-        MeasureKind::AcsReboot => obs.kinds.acs_reboot(),
-        MeasureKind::Bootstrap => obs.kinds.bootstrap(),
+        MeasureKind::Boot => cause == Some(BootCause::Local),
+        MeasureKind::AcsReboot => cause == Some(BootCause::AcsReboot),
+        MeasureKind::Bootstrap => {
+            matches!(cause, Some(BootCause::FactoryReset | BootCause::Bootstrap))
+        }
         MeasureKind::Wakeup => obs.kinds.has(Kinds::WAKEUP),
         MeasureKind::Retry => obs.retry,
-        MeasureKind::FirmwareUpgrade => obs.kinds.firmware_upgrade(),
+        MeasureKind::FirmwareUpgrade => cause == Some(BootCause::FirmwareUpgrade),
     })
 }
 

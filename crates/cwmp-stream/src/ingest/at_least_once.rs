@@ -93,7 +93,12 @@ pub async fn run_with(
     }
     crate::kafka::commit_stored(&consumer);
     tracing::info!("ingest stopped");
-    consumed.and(acked)
+    // When both failed, the acknowledger's error names the lost delivery; the
+    // consuming loop's only says that the acknowledger stopped.
+    match (consumed, acked) {
+        (_, Err(err)) | (Err(err), Ok(())) => Err(err),
+        (Ok(()), Ok(())) => Ok(()),
+    }
 }
 
 /// What the consuming loop works with.

@@ -307,7 +307,8 @@ async fn exactly_once_survives_an_aborted_transaction() {
     let positions = produce(&broker, &topics.raw, 2, &inputs).await;
     let mut config = broker.config(&topics);
     config.ingest.delivery = Delivery::ExactlyOnce;
-    config.ingest.batch_max_messages = 4;
+    let batch_max = 4;
+    config.ingest.batch_max_messages = batch_max;
     let running = start(config);
     // Let some transactions commit, then make the next produce requests fail in a
     // way that forces an abort while most of the input is still to come.
@@ -339,8 +340,8 @@ async fn exactly_once_survives_an_aborted_transaction() {
     assert_accounted(&positions, &wants, &records, &dlq, false);
     let extra = records.len() + dlq.len() - (n_records + n_dlq);
     assert!(
-        extra <= aborted * 4,
-        "{extra} extra outputs from {aborted} aborted batches of at most 4"
+        extra <= aborted * batch_max,
+        "{extra} extra outputs from {aborted} aborted batches of at most {batch_max}"
     );
 }
 
