@@ -115,9 +115,13 @@ fn partition_of(device_id: &str) -> i32 {
     (h % PARTITIONS as u64) as i32
 }
 
-async fn run_kafka(workers: usize, lines: &[(String, String)]) -> Vec<String> {
+async fn run_kafka(workers: usize, lines: &[(String, String)], backlog_first: bool) -> Vec<String> {
     let broker = Broker::start();
-    let stamp = format!("detect-{workers}-{}", std::process::id());
+    let stamp = format!(
+        "detect-{workers}-{}-{}",
+        if backlog_first { "backlog" } else { "live" },
+        std::process::id()
+    );
     let (events, aggregates, alerts) = (
         format!("{stamp}.events"),
         format!("{stamp}.aggregates"),
@@ -140,6 +144,10 @@ async fn run_kafka(workers: usize, lines: &[(String, String)]) -> Vec<String> {
         ("auto.commit.interval.ms", "200"),
     ] {
         config.kafka.consumer.insert(k.into(), v.into());
+    }
+    if backlog_first {
+        // Every record is in the topic before a consumer starts: a backlog to catch up.
+        publish(&broker, &events, lines).await;
     }
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -190,21 +198,8 @@ async fn run_kafka(workers: usize, lines: &[(String, String)]) -> Vec<String> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    let mut deliveries = Vec::new();
-    for (device_id, line) in lines {
-        let record = FutureRecord::to(&events)
-            .key(device_id.as_bytes())
-            .payload(line.as_bytes())
-            .partition(partition_of(device_id));
-        deliveries.push(producer.send(record, Duration::from_secs(30)));
-    }
-    for d in deliveries {
-        d.await.expect("delivered");
+    if !backlog_first {
+        publish(&broker, &events, lines).await;
     }
     let expected = replay_lines(lines).len();
     let got = tokio::task::block_in_place(|| {
@@ -222,6 +217,37 @@ async fn run_kafka(workers: usize, lines: &[(String, String)]) -> Vec<String> {
     got
 }
 
+/// Produces `lines` to the events topic, each on its device's partition.
+async fn publish(broker: &Broker, events: &str, lines: &[(String, String)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let mut deliveries = Vec::new();
+    for (device_id, line) in lines {
+        let record = FutureRecord::to(events)
+            .key(device_id.as_bytes())
+            .payload(line.as_bytes())
+            .partition(partition_of(device_id));
+        deliveries.push(producer.send(record, Duration::from_secs(30)));
+    }
+    for d in deliveries {
+        d.await.expect("delivered");
+    }
+}
+
+/// The records are all published before the worker starts, so it catches up a backlog
+/// over its partitions, drained at whatever pace the fetches give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_caught_up_gives_the_alerts_of_the_replay() {
+    let lines = scenario();
+    let expected = replay_lines(&lines);
+    assert!(!expected.is_empty());
+    let got = run_kafka(1, &lines, true).await;
+    assert_eq!(got, expected, "backlog first, one worker");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_and_four_workers_give_the_alerts_of_the_replay() {
     let lines = scenario();
@@ -236,7 +262,7 @@ async fn one_and_four_workers_give_the_alerts_of_the_replay() {
         "{expected:#?}"
     );
     for workers in [1, 4] {
-        let got = run_kafka(workers, &lines).await;
+        let got = run_kafka(workers, &lines, false).await;
         assert_eq!(got, expected, "{workers} worker(s)");
     }
 }
