@@ -8,7 +8,7 @@
 //! before `closed_until_ms`. The fleet stage decides a window once every input
 //! partition has closed it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +90,74 @@ pub struct Partial {
     /// Boots with cause `firmware_upgrade` (absent from older workers' partials).
     #[serde(default)]
     pub firmware_upgrade: Measure,
+    /// Scope `campaign` only: the campaign's transfer results and upgrade boots in
+    /// the window's newest slide (each slide is sent in exactly one window, so the
+    /// fleet stage can add them up over the campaign's life).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<Box<Transfers>>,
+}
+
+/// One campaign's results over some span.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Transfers {
+    /// `"<OUI> <ProductClass>"`.
+    pub product_class: String,
+    pub command_key: String,
+    /// Transfer results by outcome: `success`, or the fault class (`9001`–`9032`,
+    /// `vendor`, `other`, `unknown`): a bounded set.
+    pub results: BTreeMap<String, u64>,
+    /// Boots with cause `firmware_upgrade` naming the campaign.
+    pub upgrade_boots: u64,
+    /// Software versions the upgraded devices came back with.
+    pub versions_after: BTreeMap<String, u64>,
+    /// Software versions the failing devices still run (a failed transfer keeps the
+    /// old image).
+    pub versions_before: BTreeMap<String, u64>,
+    /// The smallest ids of devices whose transfer failed.
+    pub failed_samples: Vec<String>,
+}
+
+impl Transfers {
+    /// Adds another span's (or partition's) counts.
+    pub fn merge(&mut self, other: &Transfers) {
+        for (k, n) in &other.results {
+            *self.results.entry(k.clone()).or_insert(0) += n;
+        }
+        self.upgrade_boots += other.upgrade_boots;
+        for (k, n) in &other.versions_after {
+            *self.versions_after.entry(k.clone()).or_insert(0) += n;
+        }
+        for (k, n) in &other.versions_before {
+            *self.versions_before.entry(k.clone()).or_insert(0) += n;
+        }
+        if !other.failed_samples.is_empty() {
+            let mut all: BTreeSet<&str> = self.failed_samples.iter().map(String::as_str).collect();
+            all.extend(other.failed_samples.iter().map(String::as_str));
+            self.failed_samples = all
+                .into_iter()
+                .take(MAX_SAMPLES)
+                .map(str::to_owned)
+                .collect();
+        }
+    }
+
+    pub fn successes(&self) -> u64 {
+        self.results.get("success").copied().unwrap_or(0)
+    }
+
+    /// Results with a fault code other than 0.
+    pub fn failures(&self) -> u64 {
+        self.results
+            .iter()
+            .filter(|(k, _)| k.as_str() != "success" && k.as_str() != "unknown")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Results with a known outcome.
+    pub fn decided(&self) -> u64 {
+        self.successes() + self.failures()
+    }
 }
 
 /// Distinct devices, records, and the smallest device ids seen.
@@ -144,6 +212,11 @@ impl Partial {
         self.informs += other.informs;
         for kind in MeasureKind::ALL {
             self.measure_mut(kind).merge(other.measure(kind));
+        }
+        match (&mut self.transfers, &other.transfers) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.transfers = Some(theirs.clone()),
+            _ => {}
         }
     }
 }

@@ -21,10 +21,12 @@ pub enum AlertKind {
     /// Many devices booting into a transferred image (boot cause `firmware_upgrade`):
     /// a rollout in progress, informational; never a `boot_storm`.
     FirmwareRollout,
+    /// Many transfers of one campaign (command key, within a product class) failing.
+    RolloutFailure,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 8] = [
         AlertKind::BootStorm,
         AlertKind::AcsMassReboot,
         AlertKind::RebootLoop,
@@ -32,6 +34,7 @@ impl AlertKind {
         AlertKind::BootstrapWave,
         AlertKind::RetryStorm,
         AlertKind::FirmwareRollout,
+        AlertKind::RolloutFailure,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl AlertKind {
             AlertKind::BootstrapWave => "bootstrap_wave",
             AlertKind::RetryStorm => "retry_storm",
             AlertKind::FirmwareRollout => "firmware_rollout",
+            AlertKind::RolloutFailure => "rollout_failure",
         }
     }
 }
@@ -86,6 +90,8 @@ pub enum Scope {
     SoftwareVersion,
     /// One device; key = device id.
     Device,
+    /// A firmware campaign: key `"<OUI> <ProductClass>/<CommandKey>"`.
+    Campaign,
 }
 
 impl Scope {
@@ -104,6 +110,7 @@ impl Scope {
             Scope::Acs => "acs",
             Scope::SoftwareVersion => "software_version",
             Scope::Device => "device",
+            Scope::Campaign => "campaign",
         }
     }
 }

@@ -33,6 +33,36 @@ pub struct DetectConfig {
     pub reboot_loop: RebootLoopConfig,
     pub wakeup_rate: WakeupConfig,
     pub retry_storm: RetryStormConfig,
+    pub rollout_failure: RolloutFailureConfig,
+}
+
+/// Failing transfers of one campaign (command key, within a product class).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutFailureConfig {
+    /// Opens when failed transfers ≥ max(`min_failures`, `share` × results) over
+    /// the campaign so far ...
+    pub min_failures: u64,
+    pub share: f64,
+    /// ... and resolves when the share falls back below that, or when the campaign
+    /// has reported nothing for this long.
+    pub quiet_ms: i64,
+    /// A campaign without an open alert is forgotten after this long without results.
+    pub expire_after_ms: i64,
+    /// Most campaigns followed at once; results of more are counted as overflow.
+    pub max_campaigns: usize,
+}
+
+impl Default for RolloutFailureConfig {
+    fn default() -> Self {
+        RolloutFailureConfig {
+            min_failures: 20,
+            share: 0.1,
+            quiet_ms: 3_600_000,
+            expire_after_ms: 7 * 24 * 3_600_000,
+            max_campaigns: 10_000,
+        }
+    }
 }
 
 /// A distinct-device count against a learned baseline.
@@ -95,6 +125,7 @@ impl Default for DetectConfig {
             reboot_loop: RebootLoopConfig::default(),
             wakeup_rate: WakeupConfig::default(),
             retry_storm: RetryStormConfig::default(),
+            rollout_failure: RolloutFailureConfig::default(),
         }
     }
 }
@@ -203,6 +234,24 @@ impl DetectConfig {
         let share = self.retry_storm.min_share;
         if !(share > 0.0 && share <= 1.0) {
             return err("retry_storm.min_share must be in (0, 1]");
+        }
+        let r = &self.rollout_failure;
+        if !(r.share > 0.0 && r.share <= 1.0) {
+            return err("rollout_failure.share must be in (0, 1]");
+        }
+        if r.min_failures == 0 {
+            return err("rollout_failure.min_failures must be at least 1");
+        }
+        if r.quiet_ms <= 0 || r.expire_after_ms < r.quiet_ms {
+            return err(
+                "rollout_failure.quiet_ms must be positive and expire_after_ms at least as long",
+            );
+        }
+        if r.max_campaigns == 0 {
+            return err("rollout_failure.max_campaigns must be at least 1");
+        }
+        if self.scopes.contains(&Scope::Campaign) || self.scopes.contains(&Scope::Device) {
+            return err("scopes may name fleet, product_class, acs and software_version (campaign and device are not window scopes)");
         }
         if !(self.wakeup_rate.class_factor.is_finite() && self.wakeup_rate.class_factor >= 0.0) {
             return err("wakeup_rate.class_factor must be a non-negative number");

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::aggregate::{AggregateMessage, Measure, Partial};
+use crate::aggregate::{AggregateMessage, Measure, Partial, Transfers, MAX_SAMPLES};
 use crate::config::{DetectConfig, StormConfig};
 use crate::time::floor;
 use crate::{Alert, AlertKind, AlertState, Scope};
@@ -28,6 +28,20 @@ pub struct FleetStats {
     /// Partials for windows already decided (a worker far behind the others).
     pub late_partials: u64,
     pub windows_decided: u64,
+    /// Campaigns followed now.
+    pub campaigns: u64,
+    /// Campaign partials dropped because `rollout_failure.max_campaigns` were
+    /// followed already.
+    pub campaigns_overflow: u64,
+}
+
+/// One campaign over its life so far.
+#[derive(Debug, Clone)]
+struct CampaignState {
+    totals: Transfers,
+    /// End of the last window that brought results.
+    last_activity_ms: i64,
+    open: Option<OpenFleet>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +80,8 @@ pub struct Fleet {
     stats: FleetStats,
     /// The last decided window that had data: its start and merged partials.
     last_window: Option<(i64, WindowCounts)>,
+    /// Per campaign key (`"<OUI> <ProductClass>/<CommandKey>"`).
+    campaigns: BTreeMap<String, CampaignState>,
 }
 
 impl Fleet {
@@ -84,6 +100,7 @@ impl Fleet {
             states: BTreeMap::new(),
             stats: FleetStats::default(),
             last_window: None,
+            campaigns: BTreeMap::new(),
         })
     }
 
@@ -98,6 +115,10 @@ impl Fleet {
             if s.open.is_some() {
                 *active.entry(*kind).or_insert(0) += 1;
             }
+        }
+        let campaigns = self.campaigns.values().filter(|c| c.open.is_some()).count();
+        if campaigns > 0 {
+            active.insert(AlertKind::RolloutFailure, campaigns as u64);
         }
         active
     }
@@ -184,7 +205,8 @@ impl Fleet {
         };
         while next + window <= bound {
             let partials = self.pending.remove(&next).unwrap_or_default();
-            let any_open = self.states.values().any(|s| s.open.is_some());
+            let any_open = self.states.values().any(|s| s.open.is_some())
+                || self.campaigns.values().any(|c| c.open.is_some());
             if partials.is_empty() && !any_open {
                 // Nothing to decide until the next window with data.
                 let last = floor(bound - window, slide);
@@ -233,7 +255,7 @@ impl Fleet {
             }),
         ];
         for (kind, storm, measure) in storms {
-            for (scope, key) in self.keys(kind, partials, |_| true) {
+            for (scope, key) in self.keys(kind, partials, |s| s != Scope::Campaign) {
                 let p = partials.get(&(scope, key.clone()));
                 let zero = Measure::default();
                 let m = p.map_or(&zero, measure);
@@ -293,8 +315,10 @@ impl Fleet {
             }, out);
         }
 
+        self.campaigns(start, partials, out);
+
         let r = self.config.retry_storm;
-        for (scope, key) in self.keys(AlertKind::RetryStorm, partials, |_| true) {
+        for (scope, key) in self.keys(AlertKind::RetryStorm, partials, |s| s != Scope::Campaign) {
             let p = partials.get(&(scope, key.clone()));
             let zero = Measure::default();
             let m = p.map_or(&zero, |p| &p.retry);
@@ -316,6 +340,115 @@ impl Fleet {
                 }
             }, out);
         }
+    }
+
+    /// Folds the window's campaign partials into each campaign and decides
+    /// `rollout_failure`: failures over the campaign so far against
+    /// max(`min_failures`, `share` × decided results).
+    fn campaigns(
+        &mut self,
+        start: i64,
+        partials: &BTreeMap<(Scope, String), Partial>,
+        out: &mut Vec<Alert>,
+    ) {
+        let cfg = self.config.rollout_failure;
+        let end = start + self.config.window_ms;
+        let decided_at = end + self.config.allowed_lateness_ms;
+        let mut active: BTreeSet<String> = BTreeSet::new();
+        for ((scope, key), p) in partials {
+            let (Scope::Campaign, Some(t)) = (scope, &p.transfers) else {
+                continue;
+            };
+            if !self.campaigns.contains_key(key) && self.campaigns.len() >= cfg.max_campaigns {
+                self.stats.campaigns_overflow += 1;
+                continue;
+            }
+            let state = self
+                .campaigns
+                .entry(key.clone())
+                .or_insert_with(|| CampaignState {
+                    totals: Transfers {
+                        product_class: t.product_class.clone(),
+                        command_key: t.command_key.clone(),
+                        ..Transfers::default()
+                    },
+                    last_activity_ms: end,
+                    open: None,
+                });
+            state.totals.merge(t);
+            if !t.results.is_empty() {
+                state.last_activity_ms = end;
+            }
+            active.insert(key.clone());
+        }
+        let mut expired = Vec::new();
+        for (key, state) in self.campaigns.iter_mut() {
+            let quiet = end - state.last_activity_ms;
+            if !active.contains(key) && state.open.is_none() {
+                if quiet >= cfg.expire_after_ms {
+                    expired.push(key.clone());
+                }
+                continue;
+            }
+            let t = &state.totals;
+            let (failures, decided) = (t.failures(), t.decided());
+            let threshold = (cfg.min_failures as f64).max(cfg.share * decided as f64);
+            let fire = failures > 0 && failures as f64 >= threshold && quiet < cfg.quiet_ms;
+            let alert = |state_: AlertState, id: &str| Alert {
+                schema: 1,
+                id: id.to_owned(),
+                kind: AlertKind::RolloutFailure,
+                state: state_,
+                scope: Scope::Campaign,
+                key: key.clone(),
+                window_start_ms: start,
+                window_end_ms: end,
+                event_time_ms: decided_at,
+                devices: failures,
+                count: failures,
+                baseline: None,
+                threshold,
+                sample_devices: t.failed_samples.iter().take(MAX_SAMPLES).cloned().collect(),
+                detail: serde_json::json!({
+                    "product_class": t.product_class,
+                    "command_key": t.command_key,
+                    "results": t.results,
+                    "successes": t.successes(),
+                    "failures": failures,
+                    "share": if decided == 0 { 0.0 } else { failures as f64 / decided as f64 },
+                    "upgrade_boots": t.upgrade_boots,
+                    "versions_before": t.versions_before,
+                    "versions_after": t.versions_after,
+                    "quiet": quiet >= cfg.quiet_ms,
+                }),
+            };
+            match &mut state.open {
+                None if fire => {
+                    let id =
+                        Alert::incident_id(AlertKind::RolloutFailure, Scope::Campaign, key, start);
+                    out.push(alert(AlertState::Open, &id));
+                    state.open = Some(OpenFleet {
+                        id,
+                        peak: failures,
+                        below: 0,
+                    });
+                }
+                None => {}
+                Some(open) if fire && failures > open.peak => {
+                    open.peak = failures;
+                    out.push(alert(AlertState::Update, &open.id));
+                }
+                Some(_) if fire => {}
+                Some(open) => {
+                    out.push(alert(AlertState::Resolved, &open.id));
+                    state.open = None;
+                }
+            }
+        }
+        for key in expired {
+            self.campaigns.remove(&key);
+        }
+        self.stats.campaigns = self.campaigns.len() as u64;
     }
 
     /// Keys to evaluate for `kind`: those with data in this window, and those with an

@@ -27,11 +27,13 @@ mod pipeline;
 mod time;
 pub mod worker;
 
+pub use aggregate::AggregateMessage;
 pub use alert::{Alert, AlertKind, AlertState, Scope};
 pub use config::{
-    ConfigError, DetectConfig, RebootLoopConfig, RetryStormConfig, StormConfig, WakeupConfig,
+    ConfigError, DetectConfig, RebootLoopConfig, RetryStormConfig, RolloutFailureConfig,
+    StormConfig, WakeupConfig,
 };
 pub use fleet::{Fleet, FleetStats, WindowCounts};
-pub use observation::{Kinds, Observation, ObservationError, SourcePos};
+pub use observation::{Kinds, Observation, ObservationError, SourcePos, TransferObs};
 pub use pipeline::Pipeline;
 pub use worker::{Verdict, Worker, WorkerOutput, WorkerStats};

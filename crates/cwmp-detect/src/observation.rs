@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use cwmp_record::{BootCause, BootFacts, EventKind, Source};
+use cwmp_record::{record_rpc, BootCause, BootFacts, EventKind, RecordRpc, Source};
 use serde::Deserialize;
 
 /// One record, reduced to what the detectors read.
@@ -20,6 +20,22 @@ pub struct Observation {
     pub kinds: Kinds,
     /// The record's origin (raw topic position), for dropping redeliveries.
     pub source: Option<SourcePos>,
+    /// The command key of the record's `M Download` / `M ScheduleDownload` event,
+    /// when it has one: the campaign a `firmware_upgrade` boot belongs to.
+    pub command_key: Option<String>,
+    /// For a TransferRecord: the transfer's result. Such a record is no Inform: it
+    /// counts toward its campaign only.
+    pub transfer: Option<TransferObs>,
+}
+
+/// What the campaign detector reads of a TransferRecord.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferObs {
+    /// `CommandKey` (empty for an autonomous transfer).
+    pub command_key: String,
+    /// `FaultCode`; `None` when unknown.
+    pub code: Option<u32>,
+    pub autonomous: bool,
 }
 
 /// Position of the raw input a record was made from.
@@ -105,6 +121,8 @@ pub enum ObservationError {
     Decode(simd_json::Error),
     /// A record of another schema version.
     Schema(u32),
+    /// A record type (`rpc`) this build does not read.
+    RecordType,
     /// `received_at_ms` is null: there is no event time to window by.
     NoEventTime,
 }
@@ -114,6 +132,7 @@ impl fmt::Display for ObservationError {
         match self {
             ObservationError::Decode(e) => write!(f, "not an EventRecord: {e}"),
             ObservationError::Schema(v) => write!(f, "EventRecord schema {v} is not supported"),
+            ObservationError::RecordType => f.write_str("a record type this build does not read"),
             ObservationError::NoEventTime => f.write_str("the record has no received_at_ms"),
         }
     }
@@ -127,6 +146,7 @@ impl ObservationError {
         match self {
             ObservationError::Decode(_) => "decode",
             ObservationError::Schema(_) => "schema",
+            ObservationError::RecordType => "record_type",
             ObservationError::NoEventTime => "no_event_time",
         }
     }
@@ -140,7 +160,8 @@ struct View<'a> {
     device_id: Cow<'a, str>,
     #[serde(borrow)]
     device: DeviceView<'a>,
-    events: Vec<EventView>,
+    #[serde(borrow)]
+    events: Vec<EventView<'a>>,
     retry_count: Option<u32>,
     received_at_ms: Option<i64>,
     #[serde(borrow)]
@@ -160,9 +181,47 @@ struct DeviceView<'a> {
 }
 
 #[derive(Deserialize)]
-struct EventView {
+struct EventView<'a> {
     /// The record's own vocabulary; kinds this build does not know are `Unknown`.
     kind: EventKind,
+    #[serde(borrow, default)]
+    command_key: Cow<'a, str>,
+}
+
+// The subset of TransferRecord v1 the detectors read.
+#[derive(Deserialize)]
+struct TransferView<'a> {
+    schema: u32,
+    #[serde(borrow)]
+    rpc: Cow<'a, str>,
+    #[serde(borrow)]
+    device_id: Cow<'a, str>,
+    #[serde(borrow)]
+    device: Option<DeviceView<'a>>,
+    #[serde(borrow)]
+    command_key: Cow<'a, str>,
+    fault: Option<FaultView>,
+    #[serde(borrow)]
+    software_version: Option<Cow<'a, str>>,
+    received_at_ms: Option<i64>,
+    #[serde(borrow)]
+    acs: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Source<'a>,
+}
+
+#[derive(Deserialize)]
+struct FaultView {
+    code: Option<u32>,
+}
+
+/// The command key of an `M Download` / `M ScheduleDownload` event, if non-empty.
+fn download_key<'k>(mut events: impl Iterator<Item = (EventKind, &'k str)>) -> Option<String> {
+    events
+        .find(|(kind, key)| {
+            matches!(kind, EventKind::MDownload | EventKind::MScheduleDownload) && !key.is_empty()
+        })
+        .map(|(_, key)| key.to_owned())
 }
 
 #[derive(Deserialize)]
@@ -177,12 +236,24 @@ impl Observation {
     /// Decodes one EventRecord JSON document (simd-json parses in place, so the
     /// buffer is modified).
     pub fn from_json(buf: &mut [u8]) -> Result<Self, ObservationError> {
+        match record_rpc(buf) {
+            RecordRpc::Inform => {}
+            RecordRpc::TransferComplete | RecordRpc::AutonomousTransferComplete => {
+                return Self::from_transfer_json(buf)
+            }
+            RecordRpc::Other => return Err(ObservationError::RecordType),
+        }
         let view: View<'_> = simd_json::serde::from_slice(buf).map_err(ObservationError::Decode)?;
         if view.schema != cwmp_record::SCHEMA_VERSION {
             return Err(ObservationError::Schema(view.schema));
         }
         let time_ms = view.received_at_ms.ok_or(ObservationError::NoEventTime)?;
         let kinds = Kinds::from_kinds(view.events.iter().map(|e| e.kind));
+        let command_key = if kinds.has(Kinds::M_DOWNLOAD) {
+            download_key(view.events.iter().map(|e| (e.kind, e.command_key.as_ref())))
+        } else {
+            None
+        };
         let software_version = software_version(
             view.params
                 .iter()
@@ -198,6 +269,62 @@ impl Observation {
             retry: view.retry_count.unwrap_or(0) > 0,
             kinds,
             source,
+            command_key,
+            transfer: None,
+        })
+    }
+
+    fn from_transfer_json(buf: &mut [u8]) -> Result<Self, ObservationError> {
+        let view: TransferView<'_> =
+            simd_json::serde::from_slice(buf).map_err(ObservationError::Decode)?;
+        if view.schema != cwmp_record::SCHEMA_VERSION {
+            return Err(ObservationError::Schema(view.schema));
+        }
+        let time_ms = view.received_at_ms.ok_or(ObservationError::NoEventTime)?;
+        Ok(Observation {
+            device_id: view.device_id.into_owned(),
+            time_ms,
+            product_class: view.device.map_or_else(
+                || "unknown".to_owned(),
+                |d| format!("{} {}", d.oui, d.product_class),
+            ),
+            acs: view.acs.map(Cow::into_owned),
+            software_version: view.software_version.map(|v| v.trim().to_owned()),
+            retry: false,
+            kinds: Kinds::default(),
+            source: source_pos(&view.source),
+            command_key: None,
+            transfer: Some(TransferObs {
+                command_key: view.command_key.into_owned(),
+                code: view.fault.and_then(|f| f.code),
+                autonomous: view.rpc == "AutonomousTransferComplete",
+            }),
+        })
+    }
+
+    /// From a decoded TransferRecord (tests, the simulator). `None` without an event time.
+    pub fn from_transfer(record: &cwmp_record::TransferRecord<'_>) -> Option<Self> {
+        Some(Observation {
+            device_id: record.device_id.to_string(),
+            time_ms: record.received_at_ms?,
+            product_class: record.device.as_ref().map_or_else(
+                || "unknown".to_owned(),
+                |d| format!("{} {}", d.oui, d.product_class),
+            ),
+            acs: record.acs.as_ref().map(|a| a.to_string()),
+            software_version: record
+                .software_version
+                .as_ref()
+                .map(|v| v.trim().to_owned()),
+            retry: false,
+            kinds: Kinds::default(),
+            source: source_pos(&record.source),
+            command_key: None,
+            transfer: Some(TransferObs {
+                command_key: record.command_key.to_string(),
+                code: record.fault.as_ref().and_then(|f| f.code),
+                autonomous: record.autonomous.is_some(),
+            }),
         })
     }
 
@@ -217,6 +344,13 @@ impl Observation {
             retry: record.retry_count.unwrap_or(0) > 0,
             kinds: Kinds::from_kinds(record.events.iter().map(|e| e.kind)),
             source: source_pos(&record.source),
+            command_key: download_key(
+                record
+                    .events
+                    .iter()
+                    .map(|e| (e.kind, e.command_key.as_ref())),
+            ),
+            transfer: None,
         })
     }
 }

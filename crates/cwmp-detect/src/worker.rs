@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use cwmp_record::BootCause;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::aggregate::{AggregateMessage, Close, Measure, MeasureKind, Partial, MAX_SAMPLES};
+use crate::aggregate::{
+    AggregateMessage, Close, Measure, MeasureKind, Partial, Transfers, MAX_SAMPLES,
+};
 use crate::config::DetectConfig;
 use crate::device::{hash64, DeviceTable, DeviceVerdict};
 use crate::time::floor;
@@ -112,7 +114,22 @@ fn scope_index(scope: Scope) -> usize {
         Scope::Fleet => 0,
         Scope::ProductClass => 1,
         Scope::Acs => 2,
-        Scope::SoftwareVersion | Scope::Device => 3,
+        Scope::SoftwareVersion | Scope::Device | Scope::Campaign => 3,
+    }
+}
+
+/// The campaign key of a product class and command key.
+pub fn campaign_key(product_class: &str, command_key: &str) -> String {
+    format!("{product_class}/{command_key}")
+}
+
+/// Inserts `id` into sorted `samples`, keeping the smallest [`MAX_SAMPLES`].
+fn add_sorted_sample(samples: &mut Vec<String>, id: &str) {
+    if let Err(at) = samples.binary_search_by(|s| s.as_str().cmp(id)) {
+        if at < MAX_SAMPLES {
+            samples.insert(at, id.to_owned());
+            samples.truncate(MAX_SAMPLES);
+        }
     }
 }
 
@@ -122,6 +139,8 @@ pub struct Worker {
     config: DetectConfig,
     devices: DeviceTable,
     buckets: BTreeMap<i64, Bucket>,
+    /// Per bucket: campaign key → its transfers and upgrade boots in that slide.
+    campaigns: BTreeMap<i64, FxHashMap<String, Transfers>>,
     clocks: BTreeMap<i32, PartitionClock>,
     watermark: Option<i64>,
     /// Start of the next window to close.
@@ -140,6 +159,7 @@ impl Worker {
             config,
             devices: DeviceTable::default(),
             buckets: BTreeMap::new(),
+            campaigns: BTreeMap::new(),
             clocks: BTreeMap::from([(0, PartitionClock::default())]),
             watermark: None,
             next_window: None,
@@ -289,9 +309,54 @@ impl Worker {
         Verdict::Accepted
     }
 
+    /// Adds a transfer result, or a `firmware_upgrade` boot naming its campaign, to
+    /// the campaign's cell of the record's slide.
+    fn count_campaign(&mut self, obs: &Observation, bucket_start: i64) {
+        let cause = obs.kinds.boot_cause();
+        let (command_key, upgrade) = match (&obs.transfer, &obs.command_key) {
+            (Some(t), _) => (t.command_key.as_str(), false),
+            (None, Some(key)) if cause == Some(BootCause::FirmwareUpgrade) => (key.as_str(), true),
+            _ => return,
+        };
+        if command_key.is_empty() {
+            // An autonomous transfer belongs to no campaign.
+            return;
+        }
+        let key = campaign_key(&obs.product_class, command_key);
+        let cells = self.campaigns.entry(bucket_start).or_default();
+        let cell = cells.entry(key).or_insert_with(|| Transfers {
+            product_class: obs.product_class.clone(),
+            command_key: command_key.to_owned(),
+            ..Transfers::default()
+        });
+        let version = obs.software_version.as_deref().unwrap_or("unknown");
+        if upgrade {
+            cell.upgrade_boots += 1;
+            *cell.versions_after.entry(version.to_owned()).or_insert(0) += 1;
+            return;
+        }
+        let code = obs.transfer.as_ref().and_then(|t| t.code);
+        let outcome = match code {
+            Some(0) => "success",
+            other => cwmp_record::fault_class(other),
+        };
+        *cell.results.entry(outcome.to_owned()).or_insert(0) += 1;
+        if code.is_some_and(|c| c != 0) {
+            *cell.versions_before.entry(version.to_owned()).or_insert(0) += 1;
+            add_sorted_sample(&mut cell.failed_samples, &obs.device_id);
+        }
+    }
+
     fn count(&mut self, obs: &Observation, device_key: u64) {
-        let hits = measures_of(obs);
         let bucket_start = floor(obs.time_ms, self.config.slide_ms);
+        self.count_campaign(obs, bucket_start);
+        if obs.transfer.is_some() {
+            // A transfer result is no Inform: it only keeps its slide open, so that
+            // the window whose newest slide holds it is closed (and sent).
+            self.buckets.entry(bucket_start).or_default();
+            return;
+        }
+        let hits = measures_of(obs);
         let bucket = self.buckets.entry(bucket_start).or_default();
         for &scope in &self.config.scopes {
             let key = match scope {
@@ -299,7 +364,7 @@ impl Worker {
                 Scope::ProductClass => obs.product_class.as_str(),
                 Scope::Acs => obs.acs.as_deref().unwrap_or("unknown"),
                 Scope::SoftwareVersion => obs.software_version.as_deref().unwrap_or("unknown"),
-                Scope::Device => continue,
+                Scope::Device | Scope::Campaign => continue,
             };
             let cells = &mut bucket[scope_index(scope)];
             let cell = match cells.get_mut(key) {
@@ -350,6 +415,22 @@ impl Worker {
             for partial in self.union(next) {
                 out.push(WorkerOutput::Aggregate(AggregateMessage::Partial(partial)));
             }
+            // A campaign's slide goes out once, with the window it is the newest of.
+            if let Some(cells) = self.campaigns.remove(&(next + window - slide)) {
+                let mut cells: Vec<(String, Transfers)> = cells.into_iter().collect();
+                cells.sort_by(|a, b| a.0.cmp(&b.0));
+                for (key, transfers) in cells {
+                    out.push(WorkerOutput::Aggregate(AggregateMessage::Partial(
+                        Partial {
+                            window_start_ms: next,
+                            scope: Scope::Campaign,
+                            key,
+                            transfers: Some(Box::new(transfers)),
+                            ..Partial::default()
+                        },
+                    )));
+                }
+            }
             next += slide;
             self.drop_buckets_before(next);
         }
@@ -366,6 +447,12 @@ impl Worker {
 
     /// Buckets before the next window to close are done with.
     fn drop_buckets_before(&mut self, next: i64) {
+        while let Some((&first, _)) = self.campaigns.first_key_value() {
+            if first >= next {
+                break;
+            }
+            self.campaigns.pop_first();
+        }
         while let Some((&first, _)) = self.buckets.first_key_value() {
             if first >= next {
                 break;
@@ -380,7 +467,7 @@ impl Worker {
         let mut merged: BTreeMap<(Scope, &str), (Partial, DeviceSets)> = BTreeMap::new();
         for (_, bucket) in self.buckets.range(start..end) {
             for &scope in &self.config.scopes {
-                if scope == Scope::Device {
+                if matches!(scope, Scope::Device | Scope::Campaign) {
                     continue;
                 }
                 for (key, cell) in &bucket[scope_index(scope)] {

@@ -86,13 +86,7 @@ impl Inform<'_> {
         }
         Inform {
             namespace: self.namespace.map(own),
-            header: Header {
-                id: self.header.id.map(own),
-                hold_requests: self.header.hold_requests,
-                no_more_requests: self.header.no_more_requests,
-                session_timeout: self.header.session_timeout,
-                supported_cwmp_versions: self.header.supported_cwmp_versions.map(own),
-            },
+            header: self.header.into_owned(),
             device_id: DeviceId {
                 manufacturer: own(self.device_id.manufacturer),
                 oui: own(self.device_id.oui),
@@ -120,6 +114,22 @@ impl Inform<'_> {
                 })
                 .collect(),
             warnings: self.warnings,
+        }
+    }
+}
+
+impl Header<'_> {
+    /// Copies every borrowed string.
+    pub fn into_owned(self) -> Header<'static> {
+        fn own(c: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(c.into_owned())
+        }
+        Header {
+            id: self.id.map(own),
+            hold_requests: self.hold_requests,
+            no_more_requests: self.no_more_requests,
+            session_timeout: self.session_timeout,
+            supported_cwmp_versions: self.supported_cwmp_versions.map(own),
         }
     }
 }
@@ -166,15 +176,17 @@ warnings! {
     MissingParamName = "missing_param_name",
     /// Bytes that are not valid in the message's encoding were replaced by U+FFFD.
     InvalidUtf8 = "invalid_utf8",
-    /// Inform's children are not in schema order (`DeviceId`, `Event`, `MaxEnvelopes`,
-    /// `CurrentTime`, `RetryCount`, `ParameterList`).
+    /// The RPC's children are not in schema order (for Inform: `DeviceId`, `Event`,
+    /// `MaxEnvelopes`, `CurrentTime`, `RetryCount`, `ParameterList`; for
+    /// TransferComplete: `CommandKey`, `FaultStruct`, `StartTime`, `CompleteTime`).
     UnknownChildrenOrder = "unknown_children_order",
     /// An element the schema does not define where it appears; it is skipped.
     UnknownElement = "unknown_element",
     /// The same child appears twice where one is expected (two `DeviceId`s, two `OUI`s);
     /// the last one wins.
     DuplicateElement = "duplicate_element",
-    /// `MaxEnvelopes`, `RetryCount` or `SessionTimeout` is not a non-negative integer.
+    /// `MaxEnvelopes`, `RetryCount`, `SessionTimeout`, `FaultCode` or `FileSize` is not
+    /// a non-negative integer, or `IsDownload` not a boolean.
     InvalidNumber = "invalid_number",
     /// The Inform has no `Event` array.
     MissingEventList = "missing_event_list",
@@ -182,6 +194,9 @@ warnings! {
     MissingParameterList = "missing_parameter_list",
     /// The body was not UTF-8 (ISO-8859-1 or windows-1252) and text was transcoded.
     Transcoded = "transcoded",
+    /// A TransferComplete without `FaultStruct`, or a `FaultStruct` without
+    /// `FaultCode`: the outcome is unknown (`fault` or its `code` is `None`).
+    MissingFault = "missing_fault",
 }
 
 /// A set of [`Warning`]s.

@@ -1,4 +1,5 @@
-//! Zero-copy extraction of TR-069 (CWMP) `Inform` messages.
+//! Zero-copy extraction of TR-069 (CWMP) `Inform` messages, and of the
+//! `TransferComplete` and `AutonomousTransferComplete` that report a transfer's outcome.
 //!
 //! A CPE opens every CWMP session with an `Inform`: who it is (`DeviceId`), why it
 //! called (`Event` codes such as `1 BOOT` or `M Reboot`), and a few forced
@@ -19,6 +20,10 @@
 //! a SOAP body that is not an Inform ([`Error::NotInform`] carries the RPC name), and
 //! an Inform without `OUI` or `SerialNumber`. No input makes it panic, loop, or use
 //! memory out of proportion to its size.
+//!
+//! [`extract_message`] reads a [`Message`]: an Inform, or a [`Transfer`]
+//! (`TransferComplete` / `AutonomousTransferComplete`: command key, `FaultStruct`,
+//! times as written), with the same rigor and the same quirks.
 //!
 //! ```
 //! let body = br#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
@@ -42,10 +47,12 @@ mod inform;
 mod parser;
 mod scan;
 mod text;
+mod transfer;
 
 pub use error::Error;
 pub use inform::{DeviceId, Event, Header, Inform, Param, Warning, Warnings};
 pub use text::Charset;
+pub use transfer::{Autonomous, Fault, Message, Transfer};
 
 /// Bounds on what one message may hold. Anything beyond them is refused with a typed error.
 ///
@@ -127,8 +134,29 @@ pub fn charset_from_content_type(content_type: &str) -> Result<Option<Charset>, 
 /// Extracts the Inform from one CPE→ACS message (the HTTP POST body as received).
 ///
 /// The result borrows from `input`; call [`Inform::into_owned`] to keep it longer.
+/// Any other RPC is [`Error::NotInform`]; [`extract_message`] reads transfers too.
 pub fn extract<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Error> {
-    extract_with(input, options, true)
+    inform_only(extract_with(input, options, Rpcs::Inform, true))
+}
+
+/// Extracts an Inform, a `TransferComplete` or an `AutonomousTransferComplete` from
+/// one CPE→ACS message, with the same rules, quirks, limits and errors as [`extract`]
+/// (a body of any other RPC is [`Error::NotInform`], naming it).
+///
+/// ```
+/// let body = br#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+///     xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap:Body><cwmp:TransferComplete>
+///   <CommandKey>fw-2024-06</CommandKey>
+///   <FaultStruct><FaultCode>9010</FaultCode><FaultString>Download failed</FaultString></FaultStruct>
+///   <StartTime>2024-06-01T02:00:00Z</StartTime><CompleteTime>2024-06-01T02:03:10Z</CompleteTime>
+/// </cwmp:TransferComplete></soap:Body></soap:Envelope>"#;
+/// let message = cwmp_inform::extract_message(body, &cwmp_inform::Options::default()).unwrap();
+/// let cwmp_inform::Message::Transfer(transfer) = message else { panic!("a transfer") };
+/// assert_eq!(transfer.command_key, "fw-2024-06");
+/// assert_eq!(transfer.fault.unwrap().code, Some(9010));
+/// ```
+pub fn extract_message<'a>(input: &'a [u8], options: &Options) -> Result<Message<'a>, Error> {
+    extract_with(input, options, Rpcs::All, true)
 }
 
 /// [`extract`] with the whole document read as quick-xml events, none of it by the
@@ -136,14 +164,42 @@ pub fn extract<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Err
 /// give the same result on every input; not part of the API.
 #[doc(hidden)]
 pub fn extract_event_by_event<'a>(input: &'a [u8], options: &Options) -> Result<Inform<'a>, Error> {
-    extract_with(input, options, false)
+    inform_only(extract_with(input, options, Rpcs::Inform, false))
+}
+
+/// [`extract_message`] read event by event, as [`extract_event_by_event`].
+#[doc(hidden)]
+pub fn extract_message_event_by_event<'a>(
+    input: &'a [u8],
+    options: &Options,
+) -> Result<Message<'a>, Error> {
+    extract_with(input, options, Rpcs::All, false)
+}
+
+/// Which RPCs a body may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rpcs {
+    Inform,
+    All,
+}
+
+fn inform_only(message: Result<Message<'_>, Error>) -> Result<Inform<'_>, Error> {
+    match message? {
+        Message::Inform(inform) => Ok(inform),
+        // The parser reads no other RPC when asked for an Inform; kept total anyway.
+        other => Err(Error::NotInform {
+            offset: 0,
+            rpc: other.rpc().to_owned(),
+        }),
+    }
 }
 
 fn extract_with<'a>(
     input: &'a [u8],
     options: &Options,
+    rpcs: Rpcs,
     shortcuts: bool,
-) -> Result<Inform<'a>, Error> {
+) -> Result<Message<'a>, Error> {
     let limit = options.limits.max_message_bytes;
     if input.len() > limit {
         return Err(Error::TooLarge {
@@ -169,5 +225,5 @@ fn extract_with<'a>(
     if input[start] != b'<' {
         return Err(Error::NotXml { offset: start });
     }
-    parser::Parser::new(&input[start..], start, options, charset, shortcuts).run()
+    parser::Parser::new(&input[start..], start, options, charset, rpcs, shortcuts).run()
 }

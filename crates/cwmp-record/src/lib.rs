@@ -1,4 +1,5 @@
-//! `EventRecord` v1: the normalized, device-keyed record of one CWMP Inform.
+//! `EventRecord` v1: the normalized, device-keyed record of one CWMP Inform; and
+//! [`TransferRecord`] v1, of one `TransferComplete` or `AutonomousTransferComplete`.
 //!
 //! The extractor (`cwmp-inform`) says what a message holds; this crate says what it
 //! means and how it travels: the GenieACS-compatible [`device_id`], the bounded
@@ -28,6 +29,7 @@ mod json;
 mod kind;
 mod record;
 mod time;
+mod transfer;
 
 pub use boot_cause::{BootCause, BootFacts};
 pub use device_id::device_id;
@@ -37,3 +39,7 @@ pub use record::{
     SCHEMA_VERSION,
 };
 pub use time::{cpe_time_ms, parse_rfc3339_ms, parse_xsd_datetime_ms, Y2000_MS};
+pub use transfer::{
+    fault_class, fault_classes, record_rpc, Attributed, Attribution, RecordAutonomous, RecordFault,
+    RecordRpc, TransferRecord, TransferResult, RPC_HEADER,
+};

@@ -126,6 +126,8 @@ pub struct IngestConfig {
     pub drain_timeout_ms: u64,
     /// `/readyz` turns unready when there is lag and nothing was consumed for this long.
     pub stall_timeout_ms: u64,
+    /// The table that attributes transfer results to the device of their session.
+    pub sessions: crate::ingest::sessions::SessionsConfig,
 }
 
 impl Default for IngestConfig {
@@ -142,6 +144,7 @@ impl Default for IngestConfig {
             max_in_flight: 20_000,
             drain_timeout_ms: 20_000,
             stall_timeout_ms: 60_000,
+            sessions: Default::default(),
         }
     }
 }

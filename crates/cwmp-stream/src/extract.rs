@@ -1,7 +1,10 @@
 //! `cwmp-stream extract`: the offline face of the extractor.
 //!
-//! Prints one JSON line per message, in input order: the EventRecord, or
-//! `{"source":…,"error":{"kind","message","offset"}}`. Exit status 0 when every
+//! Prints one JSON line per message, in input order: the EventRecord, the
+//! TransferRecord of a `TransferComplete` / `AutonomousTransferComplete`, or
+//! `{"source":…,"error":{"kind","message","offset"}}`. A transfer is attributed to
+//! the device its envelope names (`device_id`), or to the device of the last Inform
+//! with the same envelope `session` key; without either it is an `unattributed` error. Exit status 0 when every
 //! message gave a record, 1 when some were rejected, 2 on a usage or I/O error.
 
 use std::fs::File;
@@ -12,7 +15,11 @@ use cwmp_inform::Options;
 use cwmp_record::Source;
 use serde::Serialize;
 
-use crate::input::{to_record, InputError, Transport};
+use crate::ingest::sessions::SessionDevice;
+use crate::input::{to_message, InputError, Parsed, Transport};
+use cwmp_record::{Attributed, Attribution, TransferRecord};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// How the run went, which decides the exit status.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -52,15 +59,78 @@ struct Printer<W: Write> {
     out: W,
     tally: Tally,
     line: Vec<u8>,
+    /// Envelope `session` key → the device of its last Inform.
+    sessions: HashMap<String, SessionDevice>,
+}
+
+/// Most sessions `extract` remembers; past it the table starts over.
+const MAX_SESSIONS: usize = 100_000;
+
+impl<W: Write> Printer<W> {
+    fn new(out: W) -> Self {
+        Printer {
+            out,
+            tally: Tally::default(),
+            line: Vec::with_capacity(4096),
+            sessions: HashMap::new(),
+        }
+    }
 }
 
 impl<W: Write> Printer<W> {
     fn message(&mut self, message: &[u8], source: Source<'_>, options: &Options) -> io::Result<()> {
         self.line.clear();
-        match to_record(message, Transport::default(), source.clone(), options) {
-            Ok(extracted) => {
+        match to_message(message, Transport::default(), source.clone(), options) {
+            Ok(Parsed::Inform(extracted)) => {
                 extracted.record.write_json(&mut self.line);
+                if let Some(session) = extracted.session {
+                    if self.sessions.len() >= MAX_SESSIONS {
+                        self.sessions.clear();
+                    }
+                    self.sessions
+                        .insert(session.into_owned(), SessionDevice::of(&extracted.record));
+                }
                 self.tally.records += 1;
+            }
+            Ok(Parsed::Transfer(input)) => {
+                let session = input
+                    .session
+                    .as_deref()
+                    .and_then(|key| self.sessions.get(key));
+                let device = match (&input.named, session) {
+                    (Some((id, how)), s) => {
+                        let same = s.filter(|s| s.device_id == id.as_ref());
+                        Some(Attributed {
+                            device_id: id.clone(),
+                            device: same.map(|s| s.device.clone()),
+                            software_version: same
+                                .and_then(|s| s.software_version.clone().map(Cow::Owned)),
+                            how: *how,
+                        })
+                    }
+                    (None, Some(s)) => Some(Attributed {
+                        device_id: Cow::Owned(s.device_id.clone()),
+                        device: Some(s.device.clone()),
+                        software_version: s.software_version.clone().map(Cow::Owned),
+                        how: Attribution::Session,
+                    }),
+                    (None, None) => None,
+                };
+                match device {
+                    Some(device) => {
+                        TransferRecord::from_transfer(input.transfer, device, input.meta)
+                            .write_json(&mut self.line);
+                        self.tally.records += 1;
+                    }
+                    None => {
+                        let message = format!(
+                            "{} not attributed to a device: no envelope device_id, and no Inform with its envelope session key before it",
+                            input.transfer.rpc()
+                        );
+                        self.error_raw(&source, "unattributed", message, 0)?;
+                        self.tally.rejected += 1;
+                    }
+                }
             }
             Err(err) => {
                 self.error_line(&source, &err)?;
@@ -128,11 +198,7 @@ fn expand(path: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Extracts every file named (directories expanded one level, in name order).
 pub fn extract_paths<W: Write>(paths: &[PathBuf], options: &Options, out: W) -> io::Result<Tally> {
-    let mut printer = Printer {
-        out,
-        tally: Tally::default(),
-        line: Vec::with_capacity(4096),
-    };
+    let mut printer = Printer::new(out);
     let limit = options.limits.max_message_bytes;
     for arg in paths {
         let files = match expand(arg) {
@@ -223,11 +289,7 @@ pub fn extract_envelopes<W: Write>(path: &Path, options: &Options, out: W) -> io
         match File::open(path) {
             Ok(f) => Box::new(BufReader::with_capacity(256 * 1024, f)),
             Err(err) => {
-                let mut printer = Printer {
-                    out,
-                    tally: Tally::default(),
-                    line: Vec::new(),
-                };
+                let mut printer = Printer::new(out);
                 printer.io_error(Source::file(name.as_ref(), None), &err)?;
                 printer.out.flush()?;
                 return Ok(printer.tally);
@@ -243,11 +305,7 @@ fn extract_envelope_lines<R: BufRead, W: Write>(
     options: &Options,
     out: W,
 ) -> io::Result<Tally> {
-    let mut printer = Printer {
-        out,
-        tally: Tally::default(),
-        line: Vec::with_capacity(4096),
-    };
+    let mut printer = Printer::new(out);
     let max = max_line_bytes(options);
     let mut buf = Vec::new();
     let mut line_no = 0u64;
@@ -349,5 +407,27 @@ mod tests {
             lines[1]
         );
         assert_eq!(tally.rejected, 2);
+    }
+
+    #[test]
+    fn transfers_go_to_their_session_or_are_unattributed() {
+        let input = r#"{"session":"s1","received_at":1764000000000,"body":"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><c:Inform xmlns:c=\"urn:dslforum-org:cwmp-1-0\"><DeviceId><OUI>00D09E</OUI><ProductClass>IGD</ProductClass><SerialNumber>S1</SerialNumber></DeviceId></c:Inform></s:Body></s:Envelope>"}
+{"session":"s1","received_at":1764000001000,"body":"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><c:TransferComplete xmlns:c=\"urn:dslforum-org:cwmp-1-0\"><CommandKey>fw</CommandKey><FaultStruct><FaultCode>9010</FaultCode><FaultString>x</FaultString></FaultStruct></c:TransferComplete></s:Body></s:Envelope>"}
+{"session":"s2","body":"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><c:TransferComplete xmlns:c=\"urn:dslforum-org:cwmp-1-0\"><CommandKey>fw</CommandKey></c:TransferComplete></s:Body></s:Envelope>"}"#;
+        let mut out = Vec::new();
+        let tally = extract_envelope_lines(input.as_bytes(), "x", &Options::default(), &mut out)
+            .expect("io");
+        assert_eq!(tally.records, 2);
+        assert_eq!(tally.rejected, 1);
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .expect("utf8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(lines[1]["rpc"], "TransferComplete");
+        assert_eq!(lines[1]["device_id"], "00D09E-IGD-S1");
+        assert_eq!(lines[1]["attribution"], "session");
+        assert_eq!(lines[1]["fault"]["code"], 9010);
+        assert_eq!(lines[2]["error"]["kind"], "unattributed");
     }
 }

@@ -1,12 +1,17 @@
 //! The input contract: one Kafka message (or one file, or one line of an envelope
 //! file) is one CPE→ACS SOAP message, either the raw POST body or a JSON envelope
 //! around it, told apart by the first non-white-space byte.
+//!
+//! An Inform names its device. A `TransferComplete` or `AutonomousTransferComplete`
+//! does not: a front-end that knows the session's device names it (header
+//! [`H_DEVICE_ID`], envelope `device_id`); otherwise ingest attributes it to the
+//! device of the Inform that opened its session (see `ingest::sessions`).
 
 use std::borrow::Cow;
 use std::fmt;
 
-use cwmp_inform::{charset_from_content_type, Options, Warnings};
-use cwmp_record::{parse_rfc3339_ms, EventRecord, Meta};
+use cwmp_inform::{charset_from_content_type, Message, Options, Transfer, Warnings};
+use cwmp_record::{parse_rfc3339_ms, Attribution, EventRecord, Meta};
 use serde::Deserialize;
 
 /// Header names of the input contract, for raw bodies: the receive time (epoch ms
@@ -15,6 +20,9 @@ pub const H_RECEIVED_AT: &str = "cwmp-received-at";
 pub const H_REMOTE_ADDR: &str = "cwmp-remote-addr";
 pub const H_ACS: &str = "cwmp-acs";
 pub const H_CONTENT_TYPE: &str = "content-type";
+/// The device a message belongs to (GenieACS id), for RPCs that do not name it.
+/// Optional; a front-end that knows the session's device should set it.
+pub const H_DEVICE_ID: &str = "cwmp-device-id";
 
 /// The JSON envelope form. Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
@@ -28,6 +36,13 @@ pub struct Envelope<'a> {
     pub acs: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub content_type: Option<Cow<'a, str>>,
+    /// The device the message belongs to (as header `cwmp-device-id`).
+    #[serde(default, borrow)]
+    pub device_id: Option<Cow<'a, str>>,
+    /// The front-end's session key (what it keys Kafka messages by): in an envelope
+    /// file, it ties a transfer to the Inform of its session.
+    #[serde(default, borrow)]
+    pub session: Option<Cow<'a, str>>,
     /// The POST body.
     #[serde(borrow)]
     pub body: Cow<'a, str>,
@@ -89,6 +104,8 @@ pub struct Transport<'a> {
     pub remote_addr: Option<Cow<'a, str>>,
     pub acs: Option<Cow<'a, str>>,
     pub content_type: Option<Cow<'a, str>>,
+    /// Header `cwmp-device-id`.
+    pub device_id: Option<Cow<'a, str>>,
 }
 
 /// Whether a message is a JSON envelope (first non-white-space byte is `{`).
@@ -114,28 +131,93 @@ pub fn parse_received_at(text: &str) -> Option<i64> {
 pub struct Extracted<'a> {
     pub record: EventRecord<'a>,
     pub warnings: Warnings,
+    /// The envelope's `session` key, if any.
+    pub session: Option<Cow<'a, str>>,
 }
 
 impl<'a> Extracted<'a> {
-    fn new(inform: cwmp_inform::Inform<'a>, meta: Meta<'a>) -> Self {
+    fn new(inform: cwmp_inform::Inform<'a>, meta: Meta<'a>, session: Option<Cow<'a, str>>) -> Self {
         let warnings = inform.warnings;
         Extracted {
             record: EventRecord::from_inform(inform, meta),
             warnings,
+            session,
         }
     }
 }
 
-/// Turns one message in either form into an EventRecord.
-///
-/// `transport` supplies what a raw body's carrier knows; an envelope's own fields are
-/// used for envelopes. `source` is stamped on the record.
+/// A transfer result waiting for its device: [`to_message`] extracts it, ingest (or
+/// `extract`) attributes it and builds its [`cwmp_record::TransferRecord`].
+#[derive(Debug)]
+pub struct TransferInput<'a> {
+    pub transfer: Transfer<'a>,
+    pub meta: Meta<'a>,
+    /// The device named by the transport (header) or the envelope, and which.
+    pub named: Option<(Cow<'a, str>, Attribution)>,
+    /// The envelope's `session` key, if any.
+    pub session: Option<Cow<'a, str>>,
+}
+
+impl TransferInput<'_> {
+    /// Copies every borrowed string.
+    pub fn into_owned(self) -> TransferInput<'static> {
+        fn own(c: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(c.into_owned())
+        }
+        TransferInput {
+            transfer: self.transfer.into_owned(),
+            meta: Meta {
+                received_at_ms: self.meta.received_at_ms,
+                acs: self.meta.acs.map(own),
+                remote_addr: self.meta.remote_addr.map(own),
+                source: cwmp_record::Source {
+                    topic: self.meta.source.topic.map(own),
+                    partition: self.meta.source.partition,
+                    offset: self.meta.source.offset,
+                    file: self.meta.source.file.map(own),
+                    line: self.meta.source.line,
+                },
+            },
+            named: self.named.map(|(id, how)| (own(id), how)),
+            session: self.session.map(own),
+        }
+    }
+}
+
+/// What one message holds.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    Inform(Extracted<'a>),
+    Transfer(TransferInput<'a>),
+}
+
+/// Turns one message in either form into an EventRecord; any RPC but the Inform is
+/// [`cwmp_inform::Error::NotInform`]. See [`to_message`].
 pub fn to_record<'a>(
     message: &'a [u8],
     transport: Transport<'a>,
     source: cwmp_record::Source<'a>,
     options: &Options,
 ) -> Result<Extracted<'a>, InputError> {
+    match to_message(message, transport, source, options)? {
+        Parsed::Inform(extracted) => Ok(extracted),
+        Parsed::Transfer(t) => Err(InputError::Inform(cwmp_inform::Error::NotInform {
+            offset: 0,
+            rpc: t.transfer.rpc().to_owned(),
+        })),
+    }
+}
+
+/// Turns one message in either form into an EventRecord, or a transfer to attribute.
+///
+/// `transport` supplies what a raw body's carrier knows; an envelope's own fields are
+/// used for envelopes. `source` is stamped on the record.
+pub fn to_message<'a>(
+    message: &'a [u8],
+    transport: Transport<'a>,
+    source: cwmp_record::Source<'a>,
+    options: &Options,
+) -> Result<Parsed<'a>, InputError> {
     if is_envelope(message) {
         let envelope: Envelope<'a> =
             serde_json::from_slice(message).map_err(|e| InputError::Envelope {
@@ -162,30 +244,67 @@ pub fn to_record<'a>(
             remote_addr: envelope.remote_addr,
             source,
         };
+        let named = match (envelope.device_id, transport.device_id) {
+            (Some(id), _) if !id.trim().is_empty() => Some((id, Attribution::Envelope)),
+            (_, Some(id)) if !id.trim().is_empty() => Some((id, Attribution::Header)),
+            _ => None,
+        };
+        let session = envelope.session;
         // The body is a JSON string: when it had escapes it is owned, so the record
         // must own its text too.
         return match envelope.body {
             Cow::Borrowed(body) => {
-                let inform = cwmp_inform::extract(body.as_bytes(), &options)?;
-                Ok(Extracted::new(inform, meta))
+                let message = cwmp_inform::extract_message(body.as_bytes(), &options)?;
+                Ok(parsed(message, meta, named, session))
             }
             Cow::Owned(body) => {
-                let inform = cwmp_inform::extract(body.as_bytes(), &options)?.into_owned();
-                Ok(Extracted::new(inform, meta))
+                let message = cwmp_inform::extract_message(body.as_bytes(), &options)?.into_owned();
+                Ok(parsed(message, meta, named, session))
             }
         };
     }
     let options = with_charset(options, transport.content_type.as_deref())?;
-    let inform = cwmp_inform::extract(message, &options)?;
-    Ok(Extracted::new(
-        inform,
+    let message = cwmp_inform::extract_message(message, &options)?;
+    let named = transport
+        .device_id
+        .filter(|id| !id.trim().is_empty())
+        .map(|id| (id, Attribution::Header));
+    Ok(parsed(
+        message,
         Meta {
             received_at_ms: transport.received_at_ms,
             acs: transport.acs,
             remote_addr: transport.remote_addr,
             source,
         },
+        named,
+        None,
     ))
+}
+
+fn parsed<'a>(
+    message: Message<'a>,
+    meta: Meta<'a>,
+    named: Option<(Cow<'a, str>, Attribution)>,
+    session: Option<Cow<'a, str>>,
+) -> Parsed<'a> {
+    match message {
+        Message::Inform(inform) => Parsed::Inform(Extracted::new(inform, meta, session)),
+        Message::Transfer(transfer) => Parsed::Transfer(TransferInput {
+            transfer,
+            meta,
+            named: named.map(|(id, how)| (trim_cow(id), how)),
+            session,
+        }),
+    }
+}
+
+fn trim_cow(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(t) => Cow::Borrowed(t.trim()),
+        Cow::Owned(t) if t.trim().len() == t.len() => Cow::Owned(t),
+        Cow::Owned(t) => Cow::Owned(t.trim().to_owned()),
+    }
 }
 
 fn with_charset(options: &Options, content_type: Option<&str>) -> Result<Options, InputError> {

@@ -81,7 +81,33 @@ pub fn inform(d: &Device, time_ms: i64, kinds: &[u8], retry: bool) -> Observatio
         retry,
         kinds: bits,
         source: None,
+        command_key: None,
+        transfer: None,
     }
+}
+
+/// A firmware-upgrade boot of campaign `key`, on version `sw`.
+pub fn upgrade_boot(d: &Device, time_ms: i64, key: &str, sw: &str) -> Observation {
+    let mut o = inform(
+        d,
+        time_ms,
+        &[Kinds::BOOT, Kinds::TRANSFER_COMPLETE, Kinds::M_DOWNLOAD],
+        false,
+    );
+    o.command_key = Some(key.to_owned());
+    o.software_version = Some(sw.to_owned());
+    o
+}
+
+/// The TransferComplete of campaign `key` with `code` (0 = success).
+pub fn transfer(d: &Device, time_ms: i64, key: &str, code: u32) -> Observation {
+    let mut o = inform(d, time_ms, &[], false);
+    o.transfer = Some(cwmp_detect::TransferObs {
+        command_key: key.to_owned(),
+        code: Some(code),
+        autonomous: false,
+    });
+    o
 }
 
 /// Periodic informs of every device in `[from, to)`, and stray boots (each device

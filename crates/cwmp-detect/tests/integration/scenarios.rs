@@ -1,6 +1,6 @@
 //! Planted incidents in a seeded fleet: each raises what it should, and only that.
 
-use cwmp_detect::{Alert, AlertKind, AlertState, Kinds, Scope};
+use cwmp_detect::{Alert, AlertKind, AlertState, Kinds, Observation, Scope};
 
 use crate::gen::{self, arrival, background, class_devices, fleet, inform, Rng, HOUR, MIN, T0};
 use crate::{run, summary};
@@ -365,4 +365,135 @@ fn factory_resets_are_a_bootstrap_wave_and_never_a_boot_storm() {
     assert!(opened(&alerts, AlertKind::BootstrapWave)
         .iter()
         .any(|a| a.scope == Scope::ProductClass && a.key == "00D09E HG8245H"));
+}
+
+/// A campaign on 600 devices where 15 % of the downloads fail with 9010: one
+/// `rollout_failure` on the campaign with its fault breakdown, no `boot_storm`, and it
+/// resolves once the campaign has been quiet; a campaign failing 1 % raises nothing.
+fn rollout(seed: u64, fail: f64) -> (Vec<Observation>, i64) {
+    let devices = fleet(seed);
+    let mut obs = background(&devices, T0, T0 + 8 * HOUR, seed);
+    let start = T0 + 4 * HOUR;
+    let mut rng = Rng::new(seed);
+    for d in class_devices(&devices, "202BC1 BM632w")
+        .into_iter()
+        .take(600)
+    {
+        let at = start + rng.below(20 * MIN as u64) as i64;
+        if rng.chance(fail) {
+            obs.push(gen::transfer(
+                d,
+                at,
+                "fw-2024-06",
+                if rng.chance(0.8) { 9010 } else { 9018 },
+            ));
+        } else {
+            obs.push(gen::upgrade_boot(d, at, "fw-2024-06", "BM632w-2.0"));
+            obs.push(gen::transfer(d, at + 2_000, "fw-2024-06", 0));
+        }
+    }
+    (obs, start)
+}
+
+#[test]
+fn a_failing_rollout_raises_rollout_failure_with_its_faults() {
+    let (obs, start) = rollout(21, 0.15);
+    let alerts = run(&arrival(obs, 21));
+    assert!(
+        opened(&alerts, AlertKind::BootStorm).is_empty(),
+        "{:#?}",
+        summary(&alerts)
+    );
+    let failing = opened(&alerts, AlertKind::RolloutFailure);
+    assert_eq!(failing.len(), 1, "{:#?}", summary(&alerts));
+    let open = failing[0];
+    assert_eq!(open.scope, Scope::Campaign);
+    assert_eq!(open.key, "202BC1 BM632w/fw-2024-06");
+    assert!(open.window_end_ms >= start && open.window_end_ms <= start + 30 * MIN);
+    assert!(open.count >= 20);
+    assert_eq!(open.detail["command_key"], "fw-2024-06");
+    assert!(open.detail["results"]["9010"].as_u64().unwrap_or(0) > 0);
+    assert!(open.detail["results"]["success"].as_u64().unwrap_or(0) > 0);
+    assert!(
+        open.detail["versions_after"]["BM632w-2.0"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    assert_eq!(open.sample_devices.len(), 10);
+    let last = alerts
+        .iter()
+        .rev()
+        .find(|a| a.id == open.id)
+        .expect("transitions");
+    assert_eq!(last.state, AlertState::Resolved, "{:#?}", summary(&alerts));
+    // Whatever opened, it counted every result of the campaign by the end.
+    let total: u64 = last.detail["results"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0);
+    assert_eq!(total, 600);
+    assert!(opened(&alerts, AlertKind::FirmwareRollout)
+        .iter()
+        .any(|a| a.scope == Scope::ProductClass));
+}
+
+#[test]
+fn a_healthy_rollout_raises_no_rollout_failure() {
+    let (obs, _) = rollout(22, 0.01);
+    let alerts = run(&arrival(obs, 22));
+    assert!(
+        opened(&alerts, AlertKind::RolloutFailure).is_empty(),
+        "{:#?}",
+        summary(&alerts)
+    );
+    assert!(opened(&alerts, AlertKind::BootStorm).is_empty());
+}
+
+/// Workers owning disjoint partitions and one fleet stage decide the campaign exactly
+/// as one pipeline does: each slide of results is counted once.
+#[test]
+fn rollout_failure_does_not_depend_on_the_partitioning() {
+    use cwmp_detect::{AggregateMessage, DetectConfig, Fleet, Pipeline, Worker, WorkerOutput};
+    let (obs, _) = rollout(23, 0.2);
+    let obs = arrival(obs, 23);
+    let mut single = Vec::new();
+    let mut pipeline = Pipeline::new(DetectConfig::default()).expect("defaults");
+    for o in &obs {
+        pipeline.observe(o, &mut single);
+    }
+    let parts = 3;
+    let mut workers: Vec<Worker> = (0..parts)
+        .map(|p| {
+            let mut w = Worker::new(DetectConfig::default()).expect("defaults");
+            w.set_partitions(vec![p], parts);
+            w
+        })
+        .collect();
+    let mut fleet = Fleet::new(DetectConfig::default()).expect("defaults");
+    let mut multi = Vec::new();
+    let mut outputs = Vec::new();
+    for o in &obs {
+        let p = (o.device_id.bytes().map(u32::from).sum::<u32>() % parts as u32) as i32;
+        workers[p as usize].observe(p, o, &mut outputs);
+        for output in outputs.drain(..) {
+            if let WorkerOutput::Aggregate(m) = output {
+                fleet.apply(0, m as AggregateMessage, &mut multi);
+            }
+        }
+    }
+    let campaign = |alerts: &[Alert]| -> Vec<String> {
+        alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::RolloutFailure)
+            .map(Alert::to_json)
+            .collect()
+    };
+    let (a, b) = (campaign(&single), campaign(&multi));
+    assert!(!a.is_empty());
+    // The single pipeline may have decided a little further at the very end.
+    assert!(
+        a.starts_with(&b) && b.len() + 1 >= a.len(),
+        "{a:#?}\n{b:#?}"
+    );
 }

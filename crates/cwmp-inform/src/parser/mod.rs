@@ -27,8 +27,10 @@ use crate::error::{bounded_name, Error};
 use crate::inform::{Inform, Warning};
 use crate::scan::{self, Leaf};
 use crate::text::{is_xml_ws, Charset, TextAcc};
+use crate::transfer::{Message, Transfer};
 use crate::Options;
-use schema::{ArrayCount, Ctx, EventDraft, ParamDraft};
+use crate::Rpcs;
+use schema::{ArrayCount, Ctx, EventDraft, ParamDraft, Rpc};
 use xml::{find_cr_and_bom, reborrow, substr};
 
 /// An open element: where it sits, and its qualified name, which its end tag must repeat.
@@ -67,8 +69,12 @@ pub(crate) struct Parser<'a, 'o> {
     ns: Vec<(usize, &'a [u8], &'a [u8])>,
     root_seen: bool,
     body_seen: bool,
-    inform_depth: Option<usize>,
-    inform_done: bool,
+    /// Which RPCs the body may hold.
+    rpcs: Rpcs,
+    /// The RPC the body holds, once its element has opened.
+    rpc: Option<Rpc>,
+    /// Whether the RPC element has closed, checked.
+    rpc_done: bool,
     seen_device_id: bool,
     seen_event_list: bool,
     seen_param_list: bool,
@@ -78,7 +84,14 @@ pub(crate) struct Parser<'a, 'o> {
     params_count: ArrayCount,
     event: EventDraft<'a>,
     param: ParamDraft<'a>,
+    /// The Inform being read; for a transfer, it holds the envelope's namespace,
+    /// header and warnings, which move to `transfer` at the end.
     out: Inform<'a>,
+    transfer: Transfer<'a>,
+    seen_fault: bool,
+    /// Whether the current `FaultStruct` had a `FaultCode`.
+    fault_code_seen: bool,
+    transfer_key_seen: bool,
 }
 
 impl<'a, 'o> Parser<'a, 'o> {
@@ -87,6 +100,7 @@ impl<'a, 'o> Parser<'a, 'o> {
         base: usize,
         opts: &'o Options,
         charset: Option<Charset>,
+        rpcs: Rpcs,
         shortcuts: bool,
     ) -> Self {
         let (doc_has_cr, doc_has_bom) = find_cr_and_bom(doc);
@@ -119,8 +133,9 @@ impl<'a, 'o> Parser<'a, 'o> {
             ns: Vec::with_capacity(8),
             root_seen: false,
             body_seen: false,
-            inform_depth: None,
-            inform_done: false,
+            rpcs,
+            rpc: None,
+            rpc_done: false,
             seen_device_id: false,
             seen_event_list: false,
             seen_param_list: false,
@@ -131,6 +146,10 @@ impl<'a, 'o> Parser<'a, 'o> {
             event: EventDraft::default(),
             param: ParamDraft::default(),
             out: Inform::default(),
+            transfer: Transfer::default(),
+            seen_fault: false,
+            fault_code_seen: false,
+            transfer_key_seen: false,
         }
     }
 
@@ -162,7 +181,7 @@ impl<'a, 'o> Parser<'a, 'o> {
         self.skipped += n as u64;
     }
 
-    pub(crate) fn run(mut self) -> Result<Inform<'a>, Error> {
+    pub(crate) fn run(mut self) -> Result<Message<'a>, Error> {
         // True after any markup (not after text, whose end quick-xml has read past),
         // where quick-xml waits for text and the input may be taken by `shortcut`
         // instead. Also true before the first event, unless the document holds a byte
@@ -325,6 +344,8 @@ impl<'a, 'o> Parser<'a, 'o> {
             Some(
                 Ctx::Header
                     | Ctx::Inform
+                    | Ctx::Transfer
+                    | Ctx::FaultStruct
                     | Ctx::DeviceId
                     | Ctx::EventStruct
                     | Ctx::ParamStruct
@@ -401,7 +422,7 @@ impl<'a, 'o> Parser<'a, 'o> {
         (!self.doc_has_cr || memchr::memchr(b'\r', bytes).is_none()).then_some(text)
     }
 
-    fn finish(self, at: u64) -> Result<Inform<'a>, Error> {
+    fn finish(self, at: u64) -> Result<Message<'a>, Error> {
         if !self.stack.is_empty() {
             return Err(self.malformed(
                 at,
@@ -414,13 +435,22 @@ impl<'a, 'o> Parser<'a, 'o> {
         if !self.root_seen {
             return Err(self.malformed(at, "no root element"));
         }
-        // Every path that ends the envelope without an Inform has already returned.
-        if !self.inform_done {
+        // Every path that ends the envelope without an RPC has already returned.
+        if !self.rpc_done {
             return Err(Error::NotSoap {
                 offset: self.offset(at),
                 reason: "no Inform".to_owned(),
             });
         }
-        Ok(self.out)
+        Ok(match self.rpc {
+            Some(Rpc::Inform) | None => Message::Inform(self.out),
+            Some(Rpc::TransferComplete | Rpc::AutonomousTransferComplete) => {
+                let mut transfer = self.transfer;
+                transfer.namespace = self.out.namespace;
+                transfer.header = self.out.header;
+                transfer.warnings = self.out.warnings;
+                Message::Transfer(transfer)
+            }
+        })
     }
 }

@@ -10,6 +10,8 @@ use crate::attrs::{local_name, prefix};
 use crate::error::{bounded_name, Error};
 use crate::inform::{Event, Param, Warning};
 use crate::text::trim;
+use crate::transfer::{Autonomous, Fault};
+use crate::Rpcs;
 
 /// SOAP 1.1 (what CWMP uses) and SOAP 1.2 envelope namespaces.
 const SOAP_ENVELOPE_NAMESPACES: &[&str] = &[
@@ -29,6 +31,9 @@ pub(super) enum Ctx {
     EventStruct,
     ParamList,
     ParamStruct,
+    /// `TransferComplete` or `AutonomousTransferComplete`.
+    Transfer,
+    FaultStruct,
     /// An element whose text is kept.
     Field(Field),
     /// Anything else: its content is read for well-formedness and otherwise ignored.
@@ -53,6 +58,47 @@ pub(super) enum Field {
     RetryCount,
     Name,
     Value,
+    /// `CommandKey` of a transfer (the Inform's sits in an `EventStruct`).
+    TransferCommandKey,
+    FaultCode,
+    FaultString,
+    StartTime,
+    CompleteTime,
+    AnnounceUrl,
+    TransferUrl,
+    IsDownload,
+    FileType,
+    FileSize,
+    TargetFileName,
+}
+
+/// The RPC a body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rpc {
+    Inform,
+    TransferComplete,
+    AutonomousTransferComplete,
+}
+
+/// Schema order of a transfer's children. `AutonomousTransferComplete` puts its own
+/// fields first: `AnnounceURL`, `TransferURL`, `IsDownload`, `FileType`, `FileSize`,
+/// `TargetFileName`, then `FaultStruct`, `StartTime`, `CompleteTime` (it has no
+/// `CommandKey`); `TransferComplete` is `CommandKey`, `FaultStruct`, `StartTime`,
+/// `CompleteTime`.
+pub(super) fn transfer_child_rank(ctx: Ctx) -> Option<u8> {
+    match ctx {
+        Ctx::Field(Field::AnnounceUrl) => Some(0),
+        Ctx::Field(Field::TransferUrl) => Some(1),
+        Ctx::Field(Field::IsDownload) => Some(2),
+        Ctx::Field(Field::FileType) => Some(3),
+        Ctx::Field(Field::FileSize) => Some(4),
+        Ctx::Field(Field::TargetFileName) => Some(5),
+        Ctx::Field(Field::TransferCommandKey) => Some(6),
+        Ctx::FaultStruct => Some(7),
+        Ctx::Field(Field::StartTime) => Some(8),
+        Ctx::Field(Field::CompleteTime) => Some(9),
+        _ => None,
+    }
 }
 
 /// Schema order of Inform's children, to notice CPEs that send them shuffled.
@@ -160,15 +206,30 @@ impl<'a> Parser<'a, '_> {
                 _ => Ctx::Skip,
             },
             Ctx::Body => {
-                if self.inform_depth.is_some() {
-                    // Whatever follows the Inform in the same body is not ours.
+                let rpc = match local {
+                    b"Inform" => Some(Rpc::Inform),
+                    b"TransferComplete" if self.rpcs == Rpcs::All => Some(Rpc::TransferComplete),
+                    b"AutonomousTransferComplete" if self.rpcs == Rpcs::All => {
+                        Some(Rpc::AutonomousTransferComplete)
+                    }
+                    _ => None,
+                };
+                if self.rpc.is_some() {
+                    // Whatever follows the RPC in the same body is not ours.
                     self.warn(Warning::UnknownElement);
                     Ctx::Skip
-                } else if local == b"Inform" {
+                } else if let Some(rpc) = rpc {
                     self.scan_namespaces(attrs, depth)?;
                     self.out.namespace = self.lookup_namespace(prefix(qname), at)?;
-                    self.inform_depth = Some(depth);
-                    Ctx::Inform
+                    self.rpc = Some(rpc);
+                    match rpc {
+                        Rpc::Inform => Ctx::Inform,
+                        Rpc::TransferComplete => Ctx::Transfer,
+                        Rpc::AutonomousTransferComplete => {
+                            self.transfer.autonomous = Some(Autonomous::default());
+                            Ctx::Transfer
+                        }
+                    }
                 } else {
                     return Err(Error::NotInform {
                         offset: self.offset(at),
@@ -222,6 +283,39 @@ impl<'a> Parser<'a, '_> {
                 b"Value" => Ctx::Field(Field::Value),
                 _ => self.unknown(),
             },
+            Ctx::Transfer => {
+                let autonomous = self.rpc == Some(Rpc::AutonomousTransferComplete);
+                let ctx = match local {
+                    b"CommandKey" => Ctx::Field(Field::TransferCommandKey),
+                    b"FaultStruct" => {
+                        if std::mem::replace(&mut self.seen_fault, true) {
+                            self.warn(Warning::DuplicateElement);
+                        }
+                        Ctx::FaultStruct
+                    }
+                    b"StartTime" => Ctx::Field(Field::StartTime),
+                    b"CompleteTime" => Ctx::Field(Field::CompleteTime),
+                    b"AnnounceURL" if autonomous => Ctx::Field(Field::AnnounceUrl),
+                    b"TransferURL" if autonomous => Ctx::Field(Field::TransferUrl),
+                    b"IsDownload" if autonomous => Ctx::Field(Field::IsDownload),
+                    b"FileType" if autonomous => Ctx::Field(Field::FileType),
+                    b"FileSize" if autonomous => Ctx::Field(Field::FileSize),
+                    b"TargetFileName" if autonomous => Ctx::Field(Field::TargetFileName),
+                    _ => self.unknown(),
+                };
+                if let Some(rank) = transfer_child_rank(ctx) {
+                    if rank < self.last_rank {
+                        self.warn(Warning::UnknownChildrenOrder);
+                    }
+                    self.last_rank = rank;
+                }
+                ctx
+            }
+            Ctx::FaultStruct => match local {
+                b"FaultCode" => Ctx::Field(Field::FaultCode),
+                b"FaultString" => Ctx::Field(Field::FaultString),
+                _ => self.unknown(),
+            },
             Ctx::Field(_) => self.unknown(),
             Ctx::Skip => Ctx::Skip,
         };
@@ -259,6 +353,11 @@ impl<'a> Parser<'a, '_> {
                 };
             }
             Ctx::ParamStruct => self.param = ParamDraft::default(),
+            Ctx::FaultStruct => {
+                // A repeated FaultStruct replaces the first (the last one wins).
+                self.transfer.fault = Some(Fault::default());
+                self.fault_code_seen = false;
+            }
             _ => {}
         }
         Ok(ctx)
@@ -299,7 +398,11 @@ impl<'a> Parser<'a, '_> {
                 Ok(())
             }
             Ctx::Inform => self.close_inform(at),
-            Ctx::Body if self.inform_depth.is_none() => Err(Error::NotInform {
+            Ctx::Transfer => {
+                self.close_transfer();
+                Ok(())
+            }
+            Ctx::Body if self.rpc.is_none() => Err(Error::NotInform {
                 offset: self.offset(at),
                 rpc: String::new(),
             }),
@@ -373,6 +476,42 @@ impl<'a> Parser<'a, '_> {
             Field::CommandKey => set(&mut self.event.command_key, text),
             Field::Name => set(&mut self.param.name, text),
             Field::Value => {}
+            Field::TransferCommandKey => {
+                duplicate = std::mem::replace(&mut self.transfer_key_seen, true);
+                self.transfer.command_key = text;
+            }
+            Field::StartTime => set(&mut self.transfer.start_time, text),
+            Field::CompleteTime => set(&mut self.transfer.complete_time, text),
+            Field::FaultCode | Field::FaultString => {
+                let fault = self.transfer.fault.get_or_insert_with(Fault::default);
+                if field == Field::FaultCode {
+                    duplicate = std::mem::replace(&mut self.fault_code_seen, true);
+                    fault.code = parse_u32(&text, &mut self.out.warnings);
+                } else {
+                    duplicate = !fault.string.is_empty();
+                    fault.string = text;
+                }
+            }
+            Field::AnnounceUrl
+            | Field::TransferUrl
+            | Field::IsDownload
+            | Field::FileType
+            | Field::FileSize
+            | Field::TargetFileName => {
+                let warnings = &mut self.out.warnings;
+                let a = self
+                    .transfer
+                    .autonomous
+                    .get_or_insert_with(Autonomous::default);
+                match field {
+                    Field::AnnounceUrl => a.announce_url = text,
+                    Field::TransferUrl => a.transfer_url = text,
+                    Field::IsDownload => a.is_download = parse_bool(&text, warnings),
+                    Field::FileType => a.file_type = text,
+                    Field::FileSize => a.file_size = parse_u64(&text, warnings),
+                    _ => a.target_file_name = text,
+                }
+            }
         }
         if duplicate {
             self.warn(Warning::DuplicateElement);
@@ -470,8 +609,15 @@ impl<'a> Parser<'a, '_> {
         if has_duplicate_names(&self.out.params) {
             self.warn(Warning::DuplicateParam);
         }
-        self.inform_done = true;
+        self.rpc_done = true;
         Ok(())
+    }
+
+    fn close_transfer(&mut self) {
+        if !self.fault_code_seen {
+            self.warn(Warning::MissingFault);
+        }
+        self.rpc_done = true;
     }
 
     /// Reads the count of an `arrayType="cwmp:EventStruct[N]"` attribute.
@@ -508,6 +654,16 @@ fn declared_count(value: &str) -> Option<u64> {
 
 fn parse_u32(text: &str, warnings: &mut crate::Warnings) -> Option<u32> {
     match text.parse::<u32>() {
+        Ok(n) if !text.starts_with('+') => Some(n),
+        _ => {
+            warnings.insert(Warning::InvalidNumber);
+            None
+        }
+    }
+}
+
+fn parse_u64(text: &str, warnings: &mut crate::Warnings) -> Option<u64> {
+    match text.parse::<u64>() {
         Ok(n) if !text.starts_with('+') => Some(n),
         _ => {
             warnings.insert(Warning::InvalidNumber);

@@ -292,3 +292,57 @@ fn random_mutations_of_a_real_inform() {
         }
     }
 }
+
+fn transfer_document() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/documents/transfers/atc-firmware-vendor-fault.xml"
+    );
+    std::fs::read(path).expect("transfer vector")
+}
+
+#[test]
+fn transfer_truncation_at_every_byte_offset() {
+    let full = transfer_document();
+    let options = Options::default();
+    let whole = cwmp_inform::extract_message(&full, &options).expect("full document parses");
+    let trimmed_len = full
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    for len in 0..full.len() {
+        match cwmp_inform::extract_message(&full[..len], &options) {
+            Ok(message) => {
+                assert!(len >= trimmed_len, "prefix of {len} bytes accepted");
+                assert_eq!(message, whole);
+            }
+            Err(err) => {
+                assert!(len < trimmed_len, "whole document refused: {err}");
+                assert!(Error::KINDS.contains(&err.kind()));
+                assert!(
+                    err.offset() <= len,
+                    "{len}: offset {} past end",
+                    err.offset()
+                );
+            }
+        }
+    }
+    // The Inform-only entry point names the RPC it refuses.
+    match extract(&full, &options) {
+        Err(Error::NotInform { rpc, .. }) => assert_eq!(rpc, "AutonomousTransferComplete"),
+        other => panic!("expected not_inform, got {other:?}"),
+    }
+}
+
+#[test]
+fn random_mutations_of_a_transfer() {
+    let base = transfer_document();
+    let mut rng = XorShift(0x0BAD_F00D_1234_5678);
+    for _ in 0..3_000 {
+        let input = mutate(&mut rng, &base, 4);
+        if let Err(err) = cwmp_inform::extract_message(&input, &Options::default()) {
+            assert!(Error::KINDS.contains(&err.kind()));
+            assert!(err.offset() <= input.len());
+        }
+    }
+}

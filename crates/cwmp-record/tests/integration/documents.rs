@@ -6,11 +6,24 @@
 
 use std::fs;
 
-use crate::{outcome, workspace};
+use crate::{outcome, transfer_outcome, workspace};
 
 #[test]
 fn vectors_match_their_goldens() {
-    let dir = workspace().join("crates/cwmp-inform/tests/documents");
+    check_folder("crates/cwmp-inform/tests/documents", 50, outcome);
+}
+
+#[test]
+fn transfer_vectors_match_their_goldens() {
+    check_folder(
+        "crates/cwmp-inform/tests/documents/transfers",
+        18,
+        transfer_outcome,
+    );
+}
+
+fn check_folder(folder: &str, at_least: usize, outcome: fn(&[u8], &str) -> serde_json::Value) {
+    let dir = workspace().join(folder);
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let readme = fs::read_to_string(dir.join("README.md")).unwrap_or_default();
     let mut names: Vec<_> = fs::read_dir(&dir)
@@ -19,7 +32,11 @@ fn vectors_match_their_goldens() {
         .filter(|p| p.extension().is_some_and(|e| e == "xml"))
         .collect();
     names.sort();
-    assert!(names.len() >= 50, "only {} vectors found", names.len());
+    assert!(
+        names.len() >= at_least,
+        "only {} vectors found",
+        names.len()
+    );
     let mut failures = Vec::new();
     for path in &names {
         let name = path.file_name().and_then(|n| n.to_str()).expect("name");

@@ -8,7 +8,7 @@ mod json;
 
 use std::path::{Path, PathBuf};
 
-use cwmp_record::{EventRecord, Meta, Source};
+use cwmp_record::{Attributed, Attribution, EventRecord, Meta, Source, TransferRecord};
 
 /// What one message becomes, as the JSON the goldens hold: `{"record": …}` or
 /// `{"error": {"kind", "message", "offset"}}`.
@@ -35,6 +35,43 @@ pub fn outcome(bytes: &[u8], name: &str) -> serde_json::Value {
             assert_eq!(back, record, "{name}: simd-json round trip");
             serde_json::json!({ "record": value })
         }
+        Err(e) => serde_json::json!({
+            "error": { "kind": e.kind(), "message": e.to_string(), "offset": e.offset() }
+        }),
+    }
+}
+
+/// What one transfer vector becomes: `{"transfer": …}` (attributed by header to the
+/// device `vector`), `{"record": …}` for an Inform, or `{"error": …}`.
+pub fn transfer_outcome(bytes: &[u8], name: &str) -> serde_json::Value {
+    let options = cwmp_inform::Options::default();
+    let fast = cwmp_inform::extract_message(bytes, &options);
+    // The parser's shortcut must change nothing here either.
+    assert_eq!(
+        fast,
+        cwmp_inform::extract_message_event_by_event(bytes, &options),
+        "{name}: shortcut differs"
+    );
+    match fast {
+        Ok(cwmp_inform::Message::Transfer(t)) => {
+            let meta = Meta {
+                source: Source::file(name, None),
+                ..Meta::default()
+            };
+            let device = Attributed {
+                device_id: "vector".into(),
+                device: None,
+                software_version: None,
+                how: Attribution::Header,
+            };
+            let record = TransferRecord::from_transfer(t, device, meta);
+            let mut json = record.to_json();
+            let value: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+            let back = TransferRecord::from_json(&mut json).expect("decode");
+            assert_eq!(back, record, "{name}: simd-json round trip");
+            serde_json::json!({ "transfer": value })
+        }
+        Ok(cwmp_inform::Message::Inform(_)) => outcome(bytes, name),
         Err(e) => serde_json::json!({
             "error": { "kind": e.kind(), "message": e.to_string(), "offset": e.offset() }
         }),

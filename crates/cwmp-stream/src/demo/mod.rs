@@ -403,6 +403,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         simulated_bytes: produced.bytes,
         simulate_seconds: produced.seconds,
         records,
+        transfer_records: counts.transfer_records,
         dlq: counts.dlq,
         skipped: counts.skipped,
         ingest_seconds: (ingest_done - begin).as_secs_f64(),

@@ -24,6 +24,8 @@ pub struct DemoReport {
     pub simulated_bytes: u64,
     pub simulate_seconds: f64,
     pub records: u64,
+    /// Transfer results among the records.
+    pub transfer_records: u64,
     pub dlq: u64,
     pub skipped: u64,
     pub ingest_seconds: f64,
@@ -41,6 +43,7 @@ pub struct DemoReport {
 pub(super) struct Counts {
     pub dlq: u64,
     pub skipped: u64,
+    pub transfer_records: u64,
     pub detected: u64,
     pub late: u64,
 }
@@ -50,6 +53,10 @@ impl Counts {
         Counts {
             dlq: ingest.messages(MessageResult::Dlq),
             skipped: ingest.messages(MessageResult::Skipped),
+            transfer_records: cwmp_record::TransferResult::ALL
+                .iter()
+                .map(|&r| ingest.transfers(r))
+                .sum(),
             detected: detect.records_seen(),
             late: detect.records(RecordResult::Judged(Verdict::Late)),
         }
@@ -64,7 +71,7 @@ fn explains(kind: ScenarioKind) -> &'static [AlertKind] {
         ScenarioKind::RebootLoop => &[AlertKind::RebootLoop],
         ScenarioKind::WakeupStorm => &[AlertKind::WakeupRate],
         ScenarioKind::FactoryResetWave => &[AlertKind::BootstrapWave, AlertKind::BootStorm],
-        ScenarioKind::FirmwareRollout => &[AlertKind::FirmwareRollout],
+        ScenarioKind::FirmwareRollout => &[AlertKind::FirmwareRollout, AlertKind::RolloutFailure],
     }
 }
 
@@ -78,6 +85,10 @@ impl DemoReport {
                 && match alert.scope {
                     Scope::Device => p.devices.contains(&alert.key),
                     Scope::ProductClass => p.product_classes.contains(&alert.key),
+                    Scope::Campaign => p
+                        .product_classes
+                        .iter()
+                        .any(|c| alert.key.starts_with(&format!("{c}/"))),
                     _ => true,
                 }
         })
@@ -129,10 +140,10 @@ impl DemoReport {
             ));
         }
         out.push_str(&format!(
-            "\n{:<10} {:>10}  {:>12}\n{:<10} {:>10}  {:>10.0}/s  ({:.1} MB of XML; {} transfer results)\n{:<10} {:>10}  {:>10.0}/s  ({} records, {} DLQ, {} skipped)\n{:<10} {:>10}  {:>10.0}/s  ({} late)\n",
+            "\n{:<10} {:>10}  {:>12}\n{:<10} {:>10}  {:>10.0}/s  ({:.1} MB of XML; {} transfer results)\n{:<10} {:>10}  {:>10.0}/s  ({} records of which {} transfer results, {} DLQ, {} skipped)\n{:<10} {:>10}  {:>10.0}/s  ({} late)\n",
             "stage", "messages", "throughput",
             "simulate", self.simulated, rate(self.simulated, self.simulate_seconds), self.simulated_bytes as f64 / 1e6, self.simulated_transfers,
-            "ingest", self.records + self.dlq + self.skipped, rate(self.records + self.dlq + self.skipped, self.ingest_seconds), self.records, self.dlq, self.skipped,
+            "ingest", self.records + self.dlq + self.skipped, rate(self.records + self.dlq + self.skipped, self.ingest_seconds), self.records, self.transfer_records, self.dlq, self.skipped,
             "detect", self.detected, rate(self.detected, self.detect_seconds), self.late,
         ));
         out.push_str(&format!("(stages run concurrently; each rate is its count over the time to its last message)\n\nalerts opened ({}):\n", self.opened().len()));
@@ -159,6 +170,56 @@ impl DemoReport {
                 since(a.window_end_ms),
                 peak,
                 cause
+            ));
+        }
+        let rollouts: Vec<&Alert> = {
+            // The last transition of each rollout_failure: the campaign's totals.
+            let mut last: std::collections::BTreeMap<&str, &Alert> = Default::default();
+            for a in self
+                .alerts
+                .iter()
+                .filter(|a| a.kind == AlertKind::RolloutFailure)
+            {
+                last.insert(a.id.as_str(), a);
+            }
+            last.into_values().collect()
+        };
+        if !rollouts.is_empty() {
+            out.push_str(
+                "
+firmware campaigns failing:
+",
+            );
+        }
+        for a in rollouts {
+            let d = &a.detail;
+            let faults: Vec<String> = d["results"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| k.as_str() != "success")
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            let versions = |field: &str| -> String {
+                d[field]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k} ×{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out.push_str(&format!(
+                "  {}: {} failed of {} results ({:.0} %; {}), {} upgrade boots; now on {}; failing devices still on {}; {}\n",
+                a.key,
+                d["failures"],
+                d["failures"].as_u64().unwrap_or(0) + d["successes"].as_u64().unwrap_or(0),
+                d["share"].as_f64().unwrap_or(0.0) * 100.0,
+                faults.join(", "),
+                d["upgrade_boots"],
+                versions("versions_after"),
+                versions("versions_before"),
+                a.state.as_str(),
             ));
         }
         if self.unreadable_alerts > 0 {

@@ -27,6 +27,7 @@ pub(super) async fn consume(
     let mut assigned: Vec<i32> = vec![0];
     let mut published: Option<i64> = None;
     let mut reported_late = 0;
+    let mut reported_overflow = 0;
     loop {
         let batch = tokio::select! {
             biased;
@@ -73,9 +74,16 @@ pub(super) async fn consume(
                 published = Some(start);
             }
         }
-        let late = fleet.stats().late_partials;
-        metrics.late_partials.inc_by(late - reported_late);
-        reported_late = late;
+        let stats = fleet.stats();
+        metrics
+            .late_partials
+            .inc_by(stats.late_partials - reported_late);
+        reported_late = stats.late_partials;
+        metrics
+            .campaigns_overflow
+            .inc_by(stats.campaigns_overflow - reported_overflow);
+        reported_overflow = stats.campaigns_overflow;
+        metrics.campaigns.set(stats.campaigns as i64);
         metrics.set_active(DetectStage::Fleet, &fleet.active());
     }
 }

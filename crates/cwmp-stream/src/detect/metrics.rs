@@ -120,6 +120,9 @@ pub struct DetectMetrics {
     pub watermark_lag_seconds: IntGauge,
     aggregates: IntCounterVec,
     pub late_partials: IntCounter,
+    transfers: IntCounterVec,
+    pub campaigns: IntGauge,
+    pub campaigns_overflow: IntCounter,
     pub producer_queue: IntGauge,
     window: IntGaugeVec,
     window_start_seconds: IntGauge,
@@ -176,6 +179,20 @@ impl DetectMetrics {
             measure_label(MeasureKind::FirmwareUpgrade),
         ];
         let results: Vec<&str> = RecordResult::ALL.iter().map(|r| r.as_str()).collect();
+        let transfers = IntCounterVec::new(
+            Opts::new(
+                "cwmp_detect_transfers_total",
+                "Transfer results (TransferComplete, AutonomousTransferComplete) accepted by the workers, by result (success, failure, unknown) and fault class (none, 9001-9032, vendor for 9800-9899, other, unknown). Never by command key.",
+            ),
+            &["result", "fault"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(transfers.clone()))
+            .expect("unique metric");
+        for class in cwmp_record::fault_classes() {
+            transfers.with_label_values(&[transfer_result(class), class]);
+        }
         let traffic: Vec<&str> = AggregateTraffic::ALL.iter().map(|t| t.as_str()).collect();
         DetectMetrics {
             window: gauge_vec(
@@ -217,6 +234,17 @@ impl DetectMetrics {
                 "cwmp_detect_late_partials_total",
                 "Partial aggregates for windows the fleet stage had already decided.",
             ),
+            transfers,
+            campaigns: gauge(
+                &registry,
+                "cwmp_detect_campaigns",
+                "Firmware campaigns (command key within a product class) the fleet stage follows.",
+            ),
+            campaigns_overflow: counter(
+                &registry,
+                "cwmp_detect_campaigns_overflow_total",
+                "Campaign results dropped because detect.rules.rollout_failure.max_campaigns campaigns were followed already.",
+            ),
             producer_queue: gauge(
                 &registry,
                 "cwmp_detect_producer_queue_messages",
@@ -238,6 +266,26 @@ impl DetectMetrics {
 
     pub fn render(&self) -> String {
         crate::metrics::render(&self.registry)
+    }
+
+    /// Counts one accepted transfer result.
+    pub fn transfer(&self, code: Option<u32>) {
+        let class = cwmp_record::fault_class(code);
+        self.transfers
+            .with_label_values(&[transfer_result(class), class])
+            .inc();
+    }
+
+    /// Transfer results counted with `result` so far.
+    pub fn transfers(&self, result: cwmp_record::TransferResult) -> u64 {
+        cwmp_record::fault_classes()
+            .filter(|c| transfer_result(c) == result.as_str())
+            .map(|c| {
+                self.transfers
+                    .with_label_values(&[result.as_str(), c])
+                    .get()
+            })
+            .sum()
     }
 
     /// Counts one EventRecord.
@@ -324,5 +372,14 @@ impl DetectMetrics {
             set(measure_label(kind), measure_value(kind, p.measure(kind)));
         }
         set("wakeup_events", p.measure(MeasureKind::Wakeup).count);
+    }
+}
+
+/// The result a fault class stands for.
+fn transfer_result(class: &str) -> &'static str {
+    match class {
+        "none" => "success",
+        "unknown" => "unknown",
+        _ => "failure",
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use cwmp_detect::aggregate::AggregateMessage;
-use cwmp_detect::{Observation, Worker, WorkerOutput};
+use cwmp_detect::{Observation, Verdict, Worker, WorkerOutput};
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 use tokio::sync::watch;
@@ -123,6 +123,9 @@ fn observe_batch(
             Ok(obs) => {
                 let verdict = worker.observe(message.partition(), &obs, &mut outputs);
                 metrics.record(RecordResult::Judged(verdict));
+                if let (Some(t), Verdict::Accepted) = (&obs.transfer, verdict) {
+                    metrics.transfer(t.code);
+                }
             }
             Err(err) => {
                 metrics.record(RecordResult::Invalid);

@@ -131,6 +131,7 @@ async fn consume(
         charset: None,
     };
     let permits = Arc::new(Semaphore::new(config.ingest.max_in_flight));
+    let mut sessions = super::sessions::SessionTable::new(config.ingest.sessions);
     let batch_max = config.ingest.batch_max_messages;
     let batches = futures::stream::unfold(consumer.clone(), move |consumer| async move {
         let batch = crate::kafka::recv_batch(&consumer, batch_max)
@@ -151,7 +152,9 @@ async fn consume(
             batch = batches.next() => batch,
         };
         let Some(batch) = batch else { return Ok(()) };
-        for mut processed in batch? {
+        let mut batch = batch?;
+        sessions.attribute(&mut batch, metrics);
+        for mut processed in batch {
             health.progress();
             let permit = permits
                 .clone()

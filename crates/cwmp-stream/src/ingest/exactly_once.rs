@@ -67,6 +67,7 @@ pub async fn run(
     };
     let window = Duration::from_millis(config.ingest.transaction_max_ms);
     let mut backoff = Duration::from_millis(100);
+    let mut sessions = super::sessions::SessionTable::new(config.ingest.sessions);
     loop {
         // Collect one batch: wait for a first message, then take what arrives within the window.
         let first = tokio::select! {
@@ -105,6 +106,7 @@ pub async fn run(
         }
         let starts = first_offsets(&batch);
         let mut processed = process_batch(batch, options, super::process::process).await?;
+        sessions.attribute(&mut processed, &metrics);
         match transact(config, &consumer, &producer, &mut processed).await {
             Ok(()) => {
                 backoff = Duration::from_millis(100);

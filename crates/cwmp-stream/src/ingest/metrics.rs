@@ -29,6 +29,7 @@ pub fn error_kinds() -> Vec<&'static str> {
     let mut kinds = cwmp_inform::Error::KINDS.to_vec();
     kinds.push("invalid_envelope");
     kinds.push("produce_failed");
+    kinds.push("unattributed");
     kinds
 }
 
@@ -92,6 +93,10 @@ pub struct IngestMetrics {
     pub producer_queue: IntGauge,
     pub in_flight: IntGauge,
     transactions: IntCounterVec,
+    transfers: IntCounterVec,
+    session_lookups: IntCounterVec,
+    session_entries: IntGauge,
+    session_evictions: IntCounter,
     /// Rebalances, lag and assigned partitions of the input consumer.
     pub consumer: ConsumerMetrics,
 }
@@ -113,11 +118,19 @@ impl IngestMetrics {
             .map(|c| c.as_str())
             .collect();
         let outcomes: Vec<&str> = TxnOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        let transfer_results: Vec<&str> = cwmp_record::TransferResult::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        let lookups: Vec<&str> = super::sessions::Lookup::ALL
+            .iter()
+            .map(|l| l.as_str())
+            .collect();
         IngestMetrics {
             messages: counter_vec(
                 &registry,
                 "cwmp_ingest_messages_total",
-                "Input messages by result: record (an EventRecord was produced), dlq (sent to the dead-letter topic), skipped (a CWMP message that is not an Inform).",
+                "Input messages by result: record (an EventRecord or TransferRecord was produced), dlq (sent to the dead-letter topic), skipped (a CWMP message of an RPC ingest does not read).",
                 "result",
                 &results,
             ),
@@ -132,7 +145,7 @@ impl IngestMetrics {
             skipped: counter_vec(
                 &registry,
                 "cwmp_ingest_skipped_total",
-                "Well-formed CWMP messages that are not Informs, by RPC name.",
+                "Well-formed CWMP messages of RPCs ingest does not read (neither Inform nor a transfer result), by RPC name.",
                 "rpc",
                 KNOWN_RPCS,
             ),
@@ -176,6 +189,30 @@ impl IngestMetrics {
                 "outcome",
                 &outcomes,
             ),
+            transfers: counter_vec(
+                &registry,
+                "cwmp_ingest_transfers_total",
+                "TransferComplete and AutonomousTransferComplete results written to the output, by outcome: success (FaultCode 0), failure, unknown (no FaultCode). Unattributed ones count as dead letters (kind unattributed).",
+                "result",
+                &transfer_results,
+            ),
+            session_lookups: counter_vec(
+                &registry,
+                "cwmp_ingest_session_lookups_total",
+                "Transfers looked up in the session table by their session key: hit, miss (no Inform of the session seen), expired (older than ingest.sessions.max_age_ms).",
+                "result",
+                &lookups,
+            ),
+            session_entries: gauge(
+                &registry,
+                "cwmp_ingest_sessions",
+                "Sessions in the table that attributes transfers to devices.",
+            ),
+            session_evictions: counter(
+                &registry,
+                "cwmp_ingest_session_evictions_total",
+                "Sessions evicted from the table because it was full (ingest.sessions.max_entries).",
+            ),
             consumer: ConsumerMetrics::register(
                 &registry,
                 "cwmp_ingest",
@@ -197,8 +234,12 @@ impl IngestMetrics {
                 kinds,
                 boot_cause,
                 warnings,
+                transfer,
                 ..
             } => {
+                if let Some(result) = transfer {
+                    self.transfers.with_label_values(&[result.as_str()]).inc();
+                }
                 if let Some(cause) = boot_cause {
                     self.boots.with_label_values(&[cause.as_str()]).inc();
                 }
@@ -218,11 +259,35 @@ impl IngestMetrics {
                 self.skipped.with_label_values(&[rpc]).inc();
                 MessageResult::Skipped
             }
+            // Every transfer is attributed (or dead-lettered) before it is counted.
+            Outcome::Transfer(t) => {
+                self.skipped.with_label_values(&[t.transfer.rpc()]).inc();
+                MessageResult::Skipped
+            }
         };
         self.messages.with_label_values(&[result.as_str()]).inc();
     }
 
     /// Counts one transaction.
+    pub(crate) fn session_lookup(&self, lookup: super::sessions::Lookup) {
+        self.session_lookups
+            .with_label_values(&[lookup.as_str()])
+            .inc();
+    }
+
+    pub(crate) fn sessions(&self, entries: usize, evictions: u64) {
+        self.session_entries.set(entries as i64);
+        let counted = self.session_evictions.get();
+        if evictions > counted {
+            self.session_evictions.inc_by(evictions - counted);
+        }
+    }
+
+    /// Transfer results written, by outcome.
+    pub fn transfers(&self, result: cwmp_record::TransferResult) -> u64 {
+        self.transfers.with_label_values(&[result.as_str()]).get()
+    }
+
     pub(crate) fn transaction(&self, outcome: TxnOutcome) {
         self.transactions
             .with_label_values(&[outcome.as_str()])

@@ -1,14 +1,17 @@
 //! `cwmp-stream ingest`: raw Informs from Kafka to device-keyed EventRecords.
 //!
-//! One input message gives one output: an EventRecord on the output topic (key =
-//! device id), the original bytes on the dead-letter topic, or nothing for a
-//! well-formed CWMP message that is not an Inform (counted by RPC name). Delivery is
+//! One input message gives one output: an EventRecord (Inform) or a TransferRecord
+//! (`TransferComplete`, `AutonomousTransferComplete`, attributed to its device by
+//! [`sessions`]) on the output topic (key = device id, header `cwmp-rpc` = the
+//! record type), the original bytes on the dead-letter topic, or nothing for a
+//! well-formed CWMP message of another RPC (counted by RPC name). Delivery is
 //! chosen in the configuration: [`at_least_once`] or [`exactly_once`].
 
 pub mod at_least_once;
 pub mod exactly_once;
 pub mod metrics;
 pub mod process;
+pub mod sessions;
 
 pub use metrics::IngestMetrics;
 
@@ -63,12 +66,18 @@ pub(crate) async fn produce_outcome(
         key,
         payload,
         event_time_ms,
+        rpc,
         ..
     } = &processed.outcome
     {
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: cwmp_record::RPC_HEADER,
+            value: Some(*rpc),
+        });
         let mut record = FutureRecord::to(&config.ingest.output_topic)
             .key(key.as_bytes())
-            .payload(payload.as_slice());
+            .payload(payload.as_slice())
+            .headers(headers);
         if let Some(ts) = event_time_ms {
             record = record.timestamp(*ts);
         }

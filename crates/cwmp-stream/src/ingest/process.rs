@@ -1,6 +1,7 @@
 //! What one input message becomes: a record for `cwmp.events`, a dead-letter entry,
-//! or a skip (a well-formed CWMP message that is not an Inform). No Kafka I/O here:
-//! this runs on the extraction threads.
+//! a transfer result waiting for its device, or a skip (a well-formed CWMP message of
+//! another RPC). No Kafka I/O here: this runs on the extraction threads; transfers
+//! are attributed afterwards, in input order ([`super::sessions`]).
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -10,9 +11,10 @@ use cwmp_record::Source;
 use rdkafka::message::{Headers, Message, OwnedHeaders, OwnedMessage};
 
 use super::metrics::KNOWN_RPCS;
+use super::sessions::SessionDevice;
 use crate::input::{
-    parse_received_at, to_record, Extracted, InputError, Transport, H_ACS, H_CONTENT_TYPE,
-    H_RECEIVED_AT, H_REMOTE_ADDR,
+    parse_received_at, to_message, Extracted, InputError, Parsed, TransferInput, Transport, H_ACS,
+    H_CONTENT_TYPE, H_DEVICE_ID, H_RECEIVED_AT, H_REMOTE_ADDR,
 };
 
 /// Header names added to dead-letter entries.
@@ -24,7 +26,7 @@ pub const H_SOURCE_OFFSET: &str = "cwmp-source-offset";
 
 #[derive(Debug)]
 pub enum Outcome {
-    /// An EventRecord, keyed by device id.
+    /// An EventRecord (or, once attributed, a TransferRecord), keyed by device id.
     Record {
         key: String,
         payload: Vec<u8>,
@@ -33,7 +35,16 @@ pub enum Outcome {
         kinds: Vec<cwmp_record::EventKind>,
         boot_cause: Option<cwmp_record::BootCause>,
         warnings: cwmp_inform::Warnings,
+        /// The record type, for the `cwmp-rpc` header: `Inform`, `TransferComplete`
+        /// or `AutonomousTransferComplete`.
+        rpc: &'static str,
+        /// For an Inform with a session key: the device, for the session table.
+        session: Option<Box<SessionDevice>>,
+        /// For a transfer: its outcome, for metrics.
+        transfer: Option<cwmp_record::TransferResult>,
     },
+    /// A transfer result, not yet tied to its device.
+    Transfer(Box<TransferInput<'static>>),
     /// A rejected message: its original bytes go to the dead-letter topic.
     Dlq { kind: &'static str, message: String },
     /// A CWMP message that is not an Inform, counted by RPC name.
@@ -110,18 +121,33 @@ fn try_process(message: &OwnedMessage, options: &Options) -> Result<Outcome, Inp
         remote_addr: header_str(message, H_REMOTE_ADDR)?.map(Cow::Borrowed),
         acs: header_str(message, H_ACS)?.map(Cow::Borrowed),
         content_type: header_str(message, H_CONTENT_TYPE)?.map(Cow::Borrowed),
+        device_id: header_str(message, H_DEVICE_ID)?.map(Cow::Borrowed),
     };
     let source = Source::kafka(message.topic(), message.partition(), message.offset());
     let Extracted {
         mut record,
         warnings,
-    } = to_record(payload, transport, source, options)?;
+        ..
+    } = match to_message(payload, transport, source, options)? {
+        Parsed::Inform(extracted) => extracted,
+        Parsed::Transfer(mut transfer) => {
+            if transfer.meta.received_at_ms.is_none() {
+                transfer.meta.received_at_ms = message.timestamp().to_millis();
+            }
+            return Ok(Outcome::Transfer(Box::new(transfer.into_owned())));
+        }
+    };
     // An envelope without its own receive time falls back to the Kafka timestamp.
     if record.received_at_ms.is_none() {
         record.received_at_ms = message.timestamp().to_millis();
     }
     let mut json = Vec::with_capacity(payload.len() + 256);
     record.write_json(&mut json);
+    // Only a message with a session key can open a session a transfer refers to.
+    let session = message
+        .key()
+        .is_some()
+        .then(|| Box::new(SessionDevice::of(&record)));
     Ok(Outcome::Record {
         key: record.device_id.into_owned(),
         payload: json,
@@ -129,6 +155,9 @@ fn try_process(message: &OwnedMessage, options: &Options) -> Result<Outcome, Inp
         kinds: record.events.iter().map(|e| e.kind).collect(),
         boot_cause: record.boot_cause,
         warnings,
+        rpc: "Inform",
+        session,
+        transfer: None,
     })
 }
 
@@ -263,8 +292,13 @@ mod tests {
         let tc = INFORM.replace("Inform", "TransferComplete");
         assert!(matches!(
             process(&msg(&tc, &[]), &Options::default()),
+            Outcome::Transfer(_)
+        ));
+        let rpc = INFORM.replace("Inform", "GetRPCMethods");
+        assert!(matches!(
+            process(&msg(&rpc, &[]), &Options::default()),
             Outcome::Skipped {
-                rpc: "TransferComplete"
+                rpc: "GetRPCMethods"
             }
         ));
         let odd = INFORM.replace("Inform", "X_Vendor_Thing");

@@ -11,7 +11,7 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
             "--devices",
             "3000",
             "--duration",
-            "3h",
+            "4h",
             "--metrics-listen",
             "127.0.0.1:0",
         ])
@@ -30,8 +30,9 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
         .and_then(|n| n.parse::<u64>().ok())
         .expect("a simulate line");
     assert!(simulated > 5_000, "{stdout}");
-    // Every Inform became a record; the transfer results (TransferComplete after a
-    // rollout's Inform, autonomous transfers) are the only skipped messages.
+    // Every message became a record, the transfer results (TransferComplete after a
+    // rollout's Inform, autonomous transfers) too: attributed to the device of their
+    // session, nothing skipped.
     let transfers = stdout
         .lines()
         .find_map(|l| l.split_once("; ")?.1.strip_suffix(" transfer results)"))
@@ -40,8 +41,7 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
     assert!(transfers > 0, "autonomous transfers ride along: {stdout}");
     assert!(
         stdout.contains(&format!(
-            "({} records, 0 DLQ, {transfers} skipped)",
-            simulated - transfers
+            "({simulated} records of which {transfers} transfer results, 0 DLQ, 0 skipped)"
         )),
         "{stdout}"
     );
@@ -64,6 +64,20 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
     assert!(
         !alert("boot_storm", "product_class", "SpeedTouch"),
         "an ACS campaign is not a storm:\n{stdout}"
+    );
+    // The rollout is a rollout, and its failing share is a rollout_failure with the
+    // fault breakdown; never a boot storm.
+    assert!(
+        alert("firmware_rollout", "product_class", "VMG8924"),
+        "{stdout}"
+    );
+    assert!(alert("rollout_failure", "campaign", "VMG8924"), "{stdout}");
+    assert!(!alert("boot_storm", "product_class", "VMG8924"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("VMG8924") && l.contains("failed of") && l.contains("9010: ")),
+        "{stdout}"
     );
     assert!(!stdout.contains("UNEXPECTED"), "{stdout}");
     assert!(!stdout.contains("could not be read as alerts"), "{stdout}");

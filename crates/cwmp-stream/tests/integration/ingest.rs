@@ -42,8 +42,13 @@ pub(crate) fn mixed_inputs(copies: usize) -> (Vec<Input>, Vec<Want>) {
                 &std::fs::read(path.with_extension("json")).expect("golden"),
             )
             .expect("json");
+            // The TransferComplete vector opens no session of its own: named by a
+            // `cwmp-device-id` header it is a record, without one `unattributed`.
+            let transfer = path.ends_with("error-transfer-complete.xml");
             let want = match golden["error"]["kind"].as_str() {
                 None => Want::Record,
+                _ if transfer && round % 2 == 0 => Want::Record,
+                _ if transfer => Want::Dlq,
                 Some("not_inform" | "empty") => Want::Skipped,
                 Some(_) => Want::Dlq,
             };
@@ -56,6 +61,7 @@ pub(crate) fn mixed_inputs(copies: usize) -> (Vec<Input>, Vec<Want>) {
                     ),
                     ("cwmp-acs".to_owned(), "acs-eu-1".to_owned()),
                     ("trace".to_owned(), format!("t{}", inputs.len())),
+                    ("cwmp-device-id".to_owned(), "00D09E-IGD-S1".to_owned()),
                 ];
                 inputs.push((key, body, headers));
                 wants.push(want);
@@ -118,6 +124,12 @@ fn outputs_by_input(
             serde_json::from_slice(r.payload().expect("payload")).expect("record JSON");
         let key = std::str::from_utf8(r.key().expect("key")).expect("utf8 key");
         assert_eq!(json["device_id"], key, "key = device_id");
+        // The record type is in a header, and near the start of the JSON.
+        let rpc = header(r, "cwmp-rpc").expect("cwmp-rpc header");
+        assert_eq!(
+            json.get("rpc").and_then(|v| v.as_str()).unwrap_or("Inform"),
+            rpc
+        );
         let pos = (
             json["source"]["partition"].as_i64().expect("partition") as i32,
             json["source"]["offset"].as_i64().expect("offset"),
@@ -473,4 +485,68 @@ async fn two_instances_share_partitions_through_a_rebalance() {
         "the second instance took over partitions and worked"
     );
     assert!(done(&m1) > 0);
+}
+
+/// A TransferComplete names no device: it goes to the device of its session's Inform
+/// (same key, same partition), or the one a `cwmp-device-id` header names, and is a
+/// dead letter (`unattributed`) otherwise. Published as a backlog first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_are_attributed_to_their_session() {
+    let broker = Broker::start();
+    let topics = broker.topics("sessions", 1).await;
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cwmp-inform/tests/documents");
+    let inform = std::fs::read(docs.join("baseline-soap-env-prefixes.xml")).expect("inform");
+    let tc = std::fs::read(docs.join("transfers/tc-fault-9010.xml")).expect("transfer");
+    let at = ("cwmp-received-at".to_owned(), "1764000000000".to_owned());
+    let inputs: Vec<Input> = vec![
+        (Some(b"s1".to_vec()), inform.clone(), vec![at.clone()]),
+        (Some(b"s1".to_vec()), tc.clone(), vec![at.clone()]),
+        (Some(b"s2".to_vec()), tc.clone(), vec![at.clone()]),
+        (
+            Some(b"s3".to_vec()),
+            tc.clone(),
+            vec![
+                at.clone(),
+                ("cwmp-device-id".to_owned(), "named-1".to_owned()),
+            ],
+        ),
+    ];
+    produce(&broker, &topics.raw, 1, &inputs).await;
+    let running = start(broker.config(&topics));
+    let records = read_topic(&broker, &topics.events, 3, false, Duration::from_secs(60));
+    let dlq = read_topic(&broker, &topics.dlq, 1, false, Duration::from_secs(30));
+    let metrics = running.stop().await;
+    assert_eq!(records.len(), 3);
+    let json: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| serde_json::from_slice(r.payload().expect("payload")).expect("json"))
+        .collect();
+    let device = json[0]["device_id"]
+        .as_str()
+        .expect("inform device")
+        .to_owned();
+    assert_eq!(header(&records[0], "cwmp-rpc"), Some("Inform"));
+    assert_eq!(header(&records[1], "cwmp-rpc"), Some("TransferComplete"));
+    assert_eq!(json[1]["rpc"], "TransferComplete");
+    assert_eq!(json[1]["device_id"], device.as_str());
+    assert_eq!(records[1].key(), Some(device.as_bytes()));
+    assert_eq!(json[1]["attribution"], "session");
+    assert_eq!(json[1]["fault"]["code"], 9010);
+    assert_eq!(json[1]["device"]["oui"], json[0]["device"]["oui"]);
+    assert_eq!(json[2]["device_id"], "named-1");
+    assert_eq!(json[2]["attribution"], "header");
+    assert_eq!(json[2]["device"], serde_json::Value::Null);
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(header(&dlq[0], "cwmp-error-kind"), Some("unattributed"));
+    assert_eq!(dlq[0].payload(), Some(tc.as_slice()));
+    assert_eq!(metrics.transfers(cwmp_record::TransferResult::Failure), 2);
+    let text = metrics.render();
+    assert!(
+        text.contains("cwmp_ingest_session_lookups_total{result=\"hit\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cwmp_ingest_session_lookups_total{result=\"miss\"} 1"),
+        "{text}"
+    );
 }

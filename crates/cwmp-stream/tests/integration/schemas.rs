@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use cwmp_detect::{AlertKind, AlertState, Scope};
 use cwmp_inform::Options;
 use cwmp_record::{BootCause, EventKind, Source};
-use cwmp_stream::input::{to_record, Transport};
+use cwmp_stream::input::{to_message, to_record, Parsed, Transport};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -90,8 +90,38 @@ fn simulated_records() -> Vec<Vec<u8>> {
         ..cwmp_sim::SimConfig::default()
     });
     let mut out = Vec::new();
+    let mut sessions: std::collections::HashMap<
+        String,
+        cwmp_stream::ingest::sessions::SessionDevice,
+    > = std::collections::HashMap::new();
     for (offset, m) in sim.enumerate() {
         if m.rpc != cwmp_sim::SimRpc::Inform {
+            // A transfer result goes to the device of its session's Inform (the
+            // simulator keys by session, as a front-end does).
+            let Some(device) = sessions.get(&m.key) else {
+                panic!("a transfer before its session's Inform")
+            };
+            let transport = Transport {
+                received_at_ms: Some(m.received_at_ms),
+                ..Transport::default()
+            };
+            let source = Source::kafka("cwmp.informs.raw", 0, offset as i64);
+            let Ok(Parsed::Transfer(t)) =
+                to_message(&m.body, transport, source, &Options::default())
+            else {
+                panic!("the simulator writes valid transfers")
+            };
+            let record = cwmp_record::TransferRecord::from_transfer(
+                t.transfer,
+                cwmp_record::Attributed {
+                    device_id: device.device_id.clone().into(),
+                    device: Some(device.device.clone()),
+                    software_version: device.software_version.clone().map(Into::into),
+                    how: cwmp_record::Attribution::Session,
+                },
+                t.meta,
+            );
+            out.push(record.to_json());
             continue;
         }
         let transport = Transport {
@@ -99,11 +129,52 @@ fn simulated_records() -> Vec<Vec<u8>> {
             acs: Some(m.acs.as_str().into()),
             remote_addr: Some(m.remote_addr.as_str().into()),
             content_type: Some(m.content_type.into()),
+            device_id: None,
         };
         let source = Source::kafka("cwmp.informs.raw", 0, offset as i64);
         let x = to_record(&m.body, transport, source, &Options::default())
             .expect("the simulator writes valid Informs");
+        sessions.insert(
+            m.key.clone(),
+            cwmp_stream::ingest::sessions::SessionDevice::of(&x.record),
+        );
         out.push(x.record.to_json());
+    }
+    out
+}
+
+/// The TransferRecords of the transfer vectors, named by header.
+fn transfer_vector_records() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for path in xml_files(&root().join("crates/cwmp-inform/tests/documents/transfers")) {
+        let bytes = std::fs::read(&path).expect("read");
+        let transport = Transport {
+            received_at_ms: Some(1_795_478_400_000),
+            device_id: Some("00D09E-IGD-S1".into()),
+            ..Transport::default()
+        };
+        if let Ok(Parsed::Transfer(t)) = to_message(
+            &bytes,
+            transport,
+            Source::kafka("raw", 1, 3),
+            &Options::default(),
+        ) {
+            let (id, how) = t.named.expect("named by header");
+            let record = cwmp_record::TransferRecord::from_transfer(
+                t.transfer,
+                cwmp_record::Attributed {
+                    device_id: id,
+                    device: None,
+                    software_version: None,
+                    how,
+                },
+                t.meta,
+            );
+            out.push((
+                path.display().to_string(),
+                serde_json::from_slice(&record.to_json()).expect("JSON"),
+            ));
+        }
     }
     out
 }
@@ -111,8 +182,16 @@ fn simulated_records() -> Vec<Vec<u8>> {
 #[test]
 fn every_record_and_alert_the_suite_makes_validates() {
     let records = validator("event-record.v1.json");
+    let transfers = validator("transfer-record.v1.json");
     let alerts = validator("alert.v1.json");
     let mut failures = Vec::new();
+    let vectors = transfer_vector_records();
+    assert!(vectors.len() >= 17, "{} transfer vectors", vectors.len());
+    for (what, record) in &vectors {
+        check(&transfers, what, record, &mut failures);
+        // Neither schema accepts the other's records.
+        assert!(!records.is_valid(record), "{what} passes as an EventRecord");
+    }
     let documents = document_records();
     assert!(documents.len() > 100, "{} documents", documents.len());
     for (what, record) in &documents {
@@ -120,18 +199,21 @@ fn every_record_and_alert_the_suite_makes_validates() {
     }
     let simulated = simulated_records();
     let mut causes = std::collections::BTreeSet::new();
+    let mut simulated_transfers = 0;
     for (i, json) in simulated.iter().enumerate() {
         let value: Value = serde_json::from_slice(json).expect("record JSON");
         if let Some(cause) = value["boot_cause"].as_str() {
             causes.insert(cause.to_owned());
         }
-        check(
-            &records,
-            &format!("simulated record {i}"),
-            &value,
-            &mut failures,
-        );
+        let v = if value.get("rpc").is_some() {
+            simulated_transfers += 1;
+            &transfers
+        } else {
+            &records
+        };
+        check(v, &format!("simulated record {i}"), &value, &mut failures);
     }
+    assert!(simulated_transfers > 100, "{simulated_transfers} transfers");
     assert!(
         causes.len() >= 3,
         "the simulation boots for several causes: {causes:?}"
@@ -153,7 +235,9 @@ fn every_record_and_alert_the_suite_makes_validates() {
         check(&alerts, &format!("alert {i}"), &alert, &mut failures);
     }
     assert!(
-        kinds.contains("firmware_rollout") && kinds.contains("boot_storm"),
+        kinds.contains("firmware_rollout")
+            && kinds.contains("boot_storm")
+            && kinds.contains("rollout_failure"),
         "{kinds:?}"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -202,8 +286,21 @@ fn the_schemas_name_exactly_the_codes_vocabularies() {
         names(AlertState::ALL.iter().map(|s| s.as_str()))
     );
     let mut scopes = names(Scope::ALL.iter().map(|s| s.as_str()));
-    if !scopes.contains(&Some("device".to_owned())) {
-        scopes.push(Some("device".to_owned()));
-    }
+    scopes.push(Some(Scope::Device.as_str().to_owned()));
+    scopes.push(Some(Scope::Campaign.as_str().to_owned()));
     assert_eq!(enum_of(&alert, "/properties/scope/enum"), scopes);
+    let transfer = schema("transfer-record.v1.json");
+    let mut classes: Vec<Option<String>> = names(cwmp_record::fault_classes());
+    classes.sort();
+    let mut listed = enum_of(&transfer, "/properties/fault/oneOf/1/properties/class/enum");
+    listed.sort();
+    assert_eq!(listed, classes);
+    assert_eq!(
+        enum_of(&transfer, "/properties/result/enum"),
+        names(cwmp_record::TransferResult::ALL.iter().map(|r| r.as_str()))
+    );
+    assert_eq!(
+        enum_of(&transfer, "/properties/attribution/enum"),
+        names(cwmp_record::Attribution::ALL.iter().map(|a| a.as_str()))
+    );
 }

@@ -59,12 +59,10 @@ async fn simulate_produces_informs_with_front_end_headers() {
         assert!(header(m, "cwmp-remote-addr").is_some());
         assert!(header(m, "content-type").is_some_and(|c| c.starts_with("text/xml")));
         let body = m.payload().expect("body");
-        let inform = match cwmp_inform::extract(body, &cwmp_inform::Options::default()) {
-            Ok(inform) => inform,
+        let inform = match cwmp_inform::extract_message(body, &cwmp_inform::Options::default()) {
+            Ok(cwmp_inform::Message::Inform(inform)) => inform,
             // A transfer result follows its session's Inform, under the same key.
-            Err(cwmp_inform::Error::NotInform { rpc, .. }) if rpc.ends_with("TransferComplete") => {
-                continue
-            }
+            Ok(cwmp_inform::Message::Transfer(_)) => continue,
             Err(err) => panic!("not an Inform: {err}"),
         };
         if inform.events.iter().any(|e| e.code == "1 BOOT") {
