@@ -90,6 +90,8 @@ fn state_per_device() {
         retry: false,
         kinds: Default::default(),
         source: None,
+        command_key: None,
+        transfer: None,
     };
     let before = rss_kib();
     let mut pipeline = Pipeline::new(DetectConfig::default()).expect("valid defaults");

@@ -1,5 +1,6 @@
 //! `inform_extract`: throughput of Inform extraction against rival parsers, over
-//! realistic Informs of 1.5, 4 and 16 KB in mixed vendor styles.
+//! realistic Informs of 1.5, 4 and 16 KB in mixed vendor styles, and of a
+//! `TransferComplete` (`tc_transfer_complete`, read by `extract_message`).
 //!
 //! Run: `cargo bench -p cwmp-benches --bench extract`. Compare ratios within one run.
 
@@ -59,6 +60,55 @@ fn inform_extract(c: &mut Criterion) {
             |b, bytes| b.iter(|| cwmp_benches::cwmp_crate(black_box(bytes)).is_some()),
         );
     }
+    let tc = cwmp_benches::transfer_input();
+    group.throughput(Throughput::Bytes(tc.bytes.len() as u64));
+    group.bench_with_input(
+        BenchmarkId::new("cwmp_inform", tc.name),
+        tc.bytes,
+        |b, bytes| {
+            b.iter(
+                || match cwmp_inform::extract_message(black_box(bytes), &options) {
+                    Ok(cwmp_inform::Message::Transfer(t)) => t.fault.and_then(|f| f.code),
+                    _ => None,
+                },
+            )
+        },
+    );
+    let mut out = Vec::with_capacity(4096);
+    group.bench_with_input(
+        BenchmarkId::new("cwmp_record", tc.name),
+        tc.bytes,
+        |b, bytes| {
+            b.iter(|| {
+                out.clear();
+                if let Ok(cwmp_inform::Message::Transfer(t)) =
+                    cwmp_inform::extract_message(black_box(bytes), &options)
+                {
+                    let device = cwmp_record::Attributed {
+                        device_id: "D".into(),
+                        device: None,
+                        software_version: None,
+                        how: cwmp_record::Attribution::Session,
+                    };
+                    cwmp_record::TransferRecord::from_transfer(t, device, Meta::default())
+                        .write_json(&mut out);
+                }
+                out.len()
+            })
+        },
+    );
+    group.bench_with_input(
+        BenchmarkId::new("quick_xml_events", tc.name),
+        tc.bytes,
+        |b, bytes| b.iter(|| quick_xml_events(black_box(bytes))),
+    );
+    group.bench_with_input(
+        BenchmarkId::new("roxmltree", tc.name),
+        tc.bytes,
+        |b, bytes| {
+            b.iter(|| cwmp_benches::roxmltree_transfer(black_box(bytes)).map(|t| t.fault_code))
+        },
+    );
     group.finish();
 }
 

@@ -300,3 +300,42 @@ mod tests {
         }
     }
 }
+
+/// What every rival extracts of a TransferComplete: command key, fault code and
+/// string, both times.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TransferFields<'a> {
+    pub command_key: Cow<'a, str>,
+    pub fault_code: Option<u32>,
+    pub fault_string: Cow<'a, str>,
+    pub start_time: Cow<'a, str>,
+    pub complete_time: Cow<'a, str>,
+}
+
+/// A `TransferComplete` body for the benches (the `tc-baseline` test vector).
+pub fn transfer_input() -> Input {
+    Input {
+        name: "tc_transfer_complete",
+        bytes: include_bytes!("../data/transfer-complete-baseline.xml"),
+    }
+}
+
+/// The TransferComplete through a roxmltree DOM, matched by local name.
+pub fn roxmltree_transfer(bytes: &[u8]) -> Option<TransferFields<'_>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let doc = roxmltree::Document::parse(text).ok()?;
+    let tc = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "TransferComplete")?;
+    let fault = child(tc, "FaultStruct");
+    Some(TransferFields {
+        command_key: text_of(child(tc, "CommandKey")).trim().to_owned().into(),
+        fault_code: fault.and_then(|f| text_of(child(f, "FaultCode")).trim().parse().ok()),
+        fault_string: fault
+            .map(|f| text_of(child(f, "FaultString")).trim().to_owned())
+            .unwrap_or_default()
+            .into(),
+        start_time: text_of(child(tc, "StartTime")).trim().to_owned().into(),
+        complete_time: text_of(child(tc, "CompleteTime")).trim().to_owned().into(),
+    })
+}

@@ -46,6 +46,9 @@ pub fn passthrough(message: &OwnedMessage, _: &cwmp_inform::Options) -> Outcome 
         kinds: Vec::new(),
         boot_cause: None,
         warnings: Default::default(),
+        rpc: "Inform",
+        session: None,
+        transfer: None,
     }
 }
 

@@ -219,6 +219,24 @@ fn data_model_root(params: &[cwmp_inform::Param<'_>]) -> Option<&'static str> {
     })
 }
 
+impl<'a> Cwmp<'a> {
+    /// The protocol facts of an RPC: its namespace and SOAP header.
+    pub fn of(namespace: Option<Cow<'a, str>>, header: cwmp_inform::Header<'a>) -> Self {
+        let version = cwmp_version(
+            namespace.as_deref(),
+            header.session_timeout.is_some(),
+            header.supported_cwmp_versions.is_some(),
+        );
+        Cwmp {
+            namespace,
+            version: version.map(Cow::Borrowed),
+            session_id: header.id,
+            session_timeout: header.session_timeout.flatten(),
+            supported_versions: header.supported_cwmp_versions,
+        }
+    }
+}
+
 impl<'a> EventRecord<'a> {
     /// Builds the record of an extracted Inform, moving its text (no copy).
     pub fn from_inform(inform: Inform<'a>, meta: Meta<'a>) -> Self {
@@ -233,11 +251,6 @@ impl<'a> EventRecord<'a> {
             params,
             warnings,
         } = inform;
-        let version = cwmp_version(
-            namespace.as_deref(),
-            header.session_timeout.is_some(),
-            header.supported_cwmp_versions.is_some(),
-        );
         let root = data_model_root(&params);
         let events: Vec<RecordEvent<'a>> = events
             .into_iter()
@@ -258,13 +271,7 @@ impl<'a> EventRecord<'a> {
             },
             boot_cause: BootCause::of(events.iter().map(|e| e.kind)),
             events,
-            cwmp: Cwmp {
-                namespace,
-                version: version.map(Cow::Borrowed),
-                session_id: header.id,
-                session_timeout: header.session_timeout.flatten(),
-                supported_versions: header.supported_cwmp_versions,
-            },
+            cwmp: Cwmp::of(namespace, header),
             max_envelopes,
             retry_count,
             cpe_time_ms: current_time.as_deref().and_then(cpe_time_ms),

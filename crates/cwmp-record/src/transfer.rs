@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use cwmp_inform::Transfer;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{cwmp_version, Cwmp, Device, Meta, RecordError, Source};
+use crate::record::{Cwmp, Device, Meta, RecordError, Source};
 use crate::{cpe_time_ms, SCHEMA_VERSION};
 
 /// One transfer result as a device-keyed record. Fields serialize in this order; the
@@ -223,11 +223,6 @@ impl<'a> TransferRecord<'a> {
             autonomous,
             warnings,
         } = transfer;
-        let version = cwmp_version(
-            namespace.as_deref(),
-            header.session_timeout.is_some(),
-            header.supported_cwmp_versions.is_some(),
-        );
         let code = fault.as_ref().and_then(|f| f.code);
         TransferRecord {
             schema: SCHEMA_VERSION,
@@ -255,13 +250,7 @@ impl<'a> TransferRecord<'a> {
                 target_file_name: a.target_file_name,
             }),
             software_version: device.software_version,
-            cwmp: Cwmp {
-                namespace,
-                version: version.map(Cow::Borrowed),
-                session_id: header.id,
-                session_timeout: header.session_timeout.flatten(),
-                supported_versions: header.supported_cwmp_versions,
-            },
+            cwmp: Cwmp::of(namespace, header),
             received_at_ms: meta.received_at_ms,
             acs: meta.acs,
             remote_addr: meta.remote_addr,

@@ -15,10 +15,9 @@ use cwmp_inform::Options;
 use cwmp_record::Source;
 use serde::Serialize;
 
-use crate::ingest::sessions::SessionDevice;
+use crate::ingest::sessions::{attribute, SessionDevice};
 use crate::input::{to_message, InputError, Parsed, Transport};
-use cwmp_record::{Attributed, Attribution, TransferRecord};
-use std::borrow::Cow;
+use cwmp_record::TransferRecord;
 use std::collections::HashMap;
 
 /// How the run went, which decides the exit status.
@@ -97,25 +96,7 @@ impl<W: Write> Printer<W> {
                     .session
                     .as_deref()
                     .and_then(|key| self.sessions.get(key));
-                let device = match (&input.named, session) {
-                    (Some((id, how)), s) => {
-                        let same = s.filter(|s| s.device_id == id.as_ref());
-                        Some(Attributed {
-                            device_id: id.clone(),
-                            device: same.map(|s| s.device.clone()),
-                            software_version: same
-                                .and_then(|s| s.software_version.clone().map(Cow::Owned)),
-                            how: *how,
-                        })
-                    }
-                    (None, Some(s)) => Some(Attributed {
-                        device_id: Cow::Owned(s.device_id.clone()),
-                        device: Some(s.device.clone()),
-                        software_version: s.software_version.clone().map(Cow::Owned),
-                        how: Attribution::Session,
-                    }),
-                    (None, None) => None,
-                };
+                let device = attribute(input.named.clone(), session);
                 match device {
                     Some(device) => {
                         TransferRecord::from_transfer(input.transfer, device, input.meta)

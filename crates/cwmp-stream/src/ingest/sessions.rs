@@ -229,24 +229,9 @@ impl SessionTable {
             }
             None => (None, None),
         };
-        let attributed = match (input.named.clone(), session) {
-            (Some((id, how)), session) => {
-                // The session's Inform fills in the device when it is the same one.
-                let same = session.filter(|s| s.device_id == id.as_ref());
-                Attributed {
-                    device_id: id,
-                    device: same.map(|s| s.device.clone()),
-                    software_version: same.and_then(|s| s.software_version.clone().map(Cow::Owned)),
-                    how,
-                }
-            }
-            (None, Some(s)) => Attributed {
-                device_id: Cow::Owned(s.device_id.clone()),
-                device: Some(s.device.clone()),
-                software_version: s.software_version.clone().map(Cow::Owned),
-                how: Attribution::Session,
-            },
-            (None, None) => {
+        let attributed = match attribute(input.named.clone(), session) {
+            Some(attributed) => attributed,
+            None => {
                 let why = match lookup {
                     None => "the message has no session key and names no device",
                     Some(Lookup::Expired) => "its session's Inform is older than ingest.sessions.max_age_ms",
@@ -271,6 +256,33 @@ impl SessionTable {
             None
         };
         (transfer_record(input, attributed), counted)
+    }
+}
+
+/// The device of a transfer: the one named (header or envelope), else the one of
+/// its session's Inform; `None` when there is neither. A named device takes its
+/// `DeviceId` and version from the session when the session's Inform is its own.
+pub fn attribute<'a>(
+    named: Option<(Cow<'a, str>, Attribution)>,
+    session: Option<&SessionDevice>,
+) -> Option<Attributed<'a>> {
+    match (named, session) {
+        (Some((id, how)), session) => {
+            let same = session.filter(|s| s.device_id == id.as_ref());
+            Some(Attributed {
+                device_id: id,
+                device: same.map(|s| s.device.clone()),
+                software_version: same.and_then(|s| s.software_version.clone().map(Cow::Owned)),
+                how,
+            })
+        }
+        (None, Some(s)) => Some(Attributed {
+            device_id: Cow::Owned(s.device_id.clone()),
+            device: Some(s.device.clone()),
+            software_version: s.software_version.clone().map(Cow::Owned),
+            how: Attribution::Session,
+        }),
+        (None, None) => None,
     }
 }
 
