@@ -91,9 +91,7 @@ struct Cell {
 type DeviceSets = [FxHashSet<u64>; MeasureKind::ALL.len()];
 
 /// Whether one record adds to each measure, by [`MeasureKind::index`].
-fn measures_of(obs: &Observation) -> [bool; MeasureKind::ALL.len()] {
-    // The cause is decided once per record, not once per measure.
-    let cause = obs.kinds.boot_cause();
+fn measures_of(obs: &Observation, cause: Option<BootCause>) -> [bool; MeasureKind::ALL.len()] {
     MeasureKind::ALL.map(|m| match m {
         MeasureKind::Boot => cause == Some(BootCause::Local),
         MeasureKind::AcsReboot => cause == Some(BootCause::AcsReboot),
@@ -311,8 +309,7 @@ impl Worker {
 
     /// Adds a transfer result, or a `firmware_upgrade` boot naming its campaign, to
     /// the campaign's cell of the record's slide.
-    fn count_campaign(&mut self, obs: &Observation, bucket_start: i64) {
-        let cause = obs.kinds.boot_cause();
+    fn count_campaign(&mut self, obs: &Observation, cause: Option<BootCause>, bucket_start: i64) {
         let (command_key, upgrade) = match (&obs.transfer, &obs.command_key) {
             (Some(t), _) => (t.command_key.as_str(), false),
             (None, Some(key)) if cause == Some(BootCause::FirmwareUpgrade) => (key.as_str(), true),
@@ -349,14 +346,18 @@ impl Worker {
 
     fn count(&mut self, obs: &Observation, device_key: u64) {
         let bucket_start = floor(obs.time_ms, self.config.slide_ms);
-        self.count_campaign(obs, bucket_start);
+        // The cause is decided once per record, not once per measure.
+        let cause = obs.kinds.boot_cause();
+        if obs.transfer.is_some() || obs.command_key.is_some() {
+            self.count_campaign(obs, cause, bucket_start);
+        }
         if obs.transfer.is_some() {
             // A transfer result is no Inform: it only keeps its slide open, so that
             // the window whose newest slide holds it is closed (and sent).
             self.buckets.entry(bucket_start).or_default();
             return;
         }
-        let hits = measures_of(obs);
+        let hits = measures_of(obs, cause);
         let bucket = self.buckets.entry(bucket_start).or_default();
         for &scope in &self.config.scopes {
             let key = match scope {

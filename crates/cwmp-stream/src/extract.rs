@@ -4,7 +4,9 @@
 //! TransferRecord of a `TransferComplete` / `AutonomousTransferComplete`, or
 //! `{"source":…,"error":{"kind","message","offset"}}`. A transfer is attributed to
 //! the device its envelope names (`device_id`), or to the device of the last Inform
-//! with the same envelope `session` key; without either it is an `unattributed` error. Exit status 0 when every
+//! with the same envelope `session` key that announced a transfer (`7 TRANSFER
+//! COMPLETE`, `10 AUTONOMOUS TRANSFER COMPLETE`); without either it is an
+//! `unattributed` error. Exit status 0 when every
 //! message gave a record, 1 when some were rejected, 2 on a usage or I/O error.
 
 use std::fs::File;
@@ -82,7 +84,10 @@ impl<W: Write> Printer<W> {
         match to_message(message, Transport::default(), source.clone(), options) {
             Ok(Parsed::Inform(extracted)) => {
                 extracted.record.write_json(&mut self.line);
-                if let Some(session) = extracted.session {
+                if let Some(session) = extracted
+                    .session
+                    .filter(|_| SessionDevice::announces_transfer(&extracted.record))
+                {
                     if self.sessions.len() >= MAX_SESSIONS {
                         self.sessions.clear();
                     }
@@ -392,7 +397,7 @@ mod tests {
 
     #[test]
     fn transfers_go_to_their_session_or_are_unattributed() {
-        let input = r#"{"session":"s1","received_at":1764000000000,"body":"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><c:Inform xmlns:c=\"urn:dslforum-org:cwmp-1-0\"><DeviceId><OUI>00D09E</OUI><ProductClass>IGD</ProductClass><SerialNumber>S1</SerialNumber></DeviceId></c:Inform></s:Body></s:Envelope>"}
+        let input = r#"{"session":"s1","received_at":1764000000000,"body":"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><c:Inform xmlns:c=\"urn:dslforum-org:cwmp-1-0\"><DeviceId><OUI>00D09E</OUI><ProductClass>IGD</ProductClass><SerialNumber>S1</SerialNumber></DeviceId><Event><EventStruct><EventCode>7 TRANSFER COMPLETE</EventCode></EventStruct></Event></c:Inform></s:Body></s:Envelope>"}
 {"session":"s1","received_at":1764000001000,"body":"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><c:TransferComplete xmlns:c=\"urn:dslforum-org:cwmp-1-0\"><CommandKey>fw</CommandKey><FaultStruct><FaultCode>9010</FaultCode><FaultString>x</FaultString></FaultStruct></c:TransferComplete></s:Body></s:Envelope>"}
 {"session":"s2","body":"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><c:TransferComplete xmlns:c=\"urn:dslforum-org:cwmp-1-0\"><CommandKey>fw</CommandKey></c:TransferComplete></s:Body></s:Envelope>"}"#;
         let mut out = Vec::new();

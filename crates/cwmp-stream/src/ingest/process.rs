@@ -143,10 +143,10 @@ fn try_process(message: &OwnedMessage, options: &Options) -> Result<Outcome, Inp
     }
     let mut json = Vec::with_capacity(payload.len() + 256);
     record.write_json(&mut json);
-    // Only a message with a session key can open a session a transfer refers to.
-    let session = message
-        .key()
-        .is_some()
+    // A CPE announces a transfer result in its session's Inform (`7 TRANSFER
+    // COMPLETE`, `10 AUTONOMOUS TRANSFER COMPLETE`): only such a session, with a
+    // session key, is remembered, so the table holds transfer sessions alone.
+    let session = (message.key().is_some() && SessionDevice::announces_transfer(&record))
         .then(|| Box::new(SessionDevice::of(&record)));
     Ok(Outcome::Record {
         key: record.device_id.into_owned(),

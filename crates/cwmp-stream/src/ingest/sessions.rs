@@ -8,7 +8,10 @@
 //! order. A front-end that knows the device names it instead (header
 //! `cwmp-device-id`, envelope `device_id`), which always wins.
 //!
-//! The table is bounded in entries (the oldest go first) and in age (event time: a
+//! Only sessions whose Inform announces a transfer (`7 TRANSFER COMPLETE`, `10
+//! AUTONOMOUS TRANSFER COMPLETE`, which TR-069 requires in the Inform of the session
+//! that carries the result) are remembered, so the table holds transfer sessions
+//! alone, not the fleet's traffic. The table is bounded in entries (the oldest go first) and in age (event time: a
 //! session older than `max_age_ms` at the transfer is not trusted). A transfer
 //! without a device goes to the dead-letter topic as `unattributed`: nothing is lost,
 //! nothing is guessed. The table lives in memory: after a restart (or when a
@@ -44,7 +47,7 @@ pub struct SessionsConfig {
 impl Default for SessionsConfig {
     fn default() -> Self {
         SessionsConfig {
-            max_entries: 200_000,
+            max_entries: 100_000,
             max_age_ms: 600_000,
         }
     }
@@ -60,6 +63,19 @@ pub struct SessionDevice {
 }
 
 impl SessionDevice {
+    /// Whether the Inform opens a session that reports a transfer result: it carries
+    /// `7 TRANSFER COMPLETE` or `10 AUTONOMOUS TRANSFER COMPLETE`. Only such sessions
+    /// are remembered.
+    pub fn announces_transfer(record: &EventRecord<'_>) -> bool {
+        record.events.iter().any(|e| {
+            matches!(
+                e.kind,
+                cwmp_record::EventKind::TransferComplete
+                    | cwmp_record::EventKind::AutonomousTransferComplete
+            )
+        })
+    }
+
     pub fn of(record: &EventRecord<'_>) -> Self {
         let own = |c: &Cow<'_, str>| Cow::Owned(c.to_string());
         SessionDevice {

@@ -495,7 +495,13 @@ async fn transfers_are_attributed_to_their_session() {
     let broker = Broker::start();
     let topics = broker.topics("sessions", 1).await;
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cwmp-inform/tests/documents");
-    let inform = std::fs::read(docs.join("baseline-soap-env-prefixes.xml")).expect("inform");
+    // A real Inform announcing a transfer (`7 TRANSFER COMPLETE`), and one that
+    // announces none: a transfer in the latter's session is not attributed.
+    let inform = std::fs::read(
+        docs.join("../../../../../shared/corpus/informs/11-oran-airvana-transfercomplete.xml"),
+    )
+    .expect("inform");
+    let plain = std::fs::read(docs.join("baseline-soap-env-prefixes.xml")).expect("inform");
     let tc = std::fs::read(docs.join("transfers/tc-fault-9010.xml")).expect("transfer");
     let at = ("cwmp-received-at".to_owned(), "1764000000000".to_owned());
     let inputs: Vec<Input> = vec![
@@ -510,13 +516,15 @@ async fn transfers_are_attributed_to_their_session() {
                 ("cwmp-device-id".to_owned(), "named-1".to_owned()),
             ],
         ),
+        (Some(b"s4".to_vec()), plain, vec![at.clone()]),
+        (Some(b"s4".to_vec()), tc.clone(), vec![at.clone()]),
     ];
     produce(&broker, &topics.raw, 1, &inputs).await;
     let running = start(broker.config(&topics));
-    let records = read_topic(&broker, &topics.events, 3, false, Duration::from_secs(60));
-    let dlq = read_topic(&broker, &topics.dlq, 1, false, Duration::from_secs(30));
+    let records = read_topic(&broker, &topics.events, 4, false, Duration::from_secs(60));
+    let dlq = read_topic(&broker, &topics.dlq, 2, false, Duration::from_secs(30));
     let metrics = running.stop().await;
-    assert_eq!(records.len(), 3);
+    assert_eq!(records.len(), 4);
     let json: Vec<serde_json::Value> = records
         .iter()
         .map(|r| serde_json::from_slice(r.payload().expect("payload")).expect("json"))
@@ -536,9 +544,12 @@ async fn transfers_are_attributed_to_their_session() {
     assert_eq!(json[2]["device_id"], "named-1");
     assert_eq!(json[2]["attribution"], "header");
     assert_eq!(json[2]["device"], serde_json::Value::Null);
-    assert_eq!(dlq.len(), 1);
-    assert_eq!(header(&dlq[0], "cwmp-error-kind"), Some("unattributed"));
-    assert_eq!(dlq[0].payload(), Some(tc.as_slice()));
+    assert_eq!(dlq.len(), 2);
+    for d in &dlq {
+        assert_eq!(header(d, "cwmp-error-kind"), Some("unattributed"));
+        assert_eq!(d.payload(), Some(tc.as_slice()));
+    }
+    assert_eq!(header(&records[3], "cwmp-rpc"), Some("Inform"));
     assert_eq!(metrics.transfers(cwmp_record::TransferResult::Failure), 2);
     let text = metrics.render();
     assert!(
@@ -546,7 +557,7 @@ async fn transfers_are_attributed_to_their_session() {
         "{text}"
     );
     assert!(
-        text.contains("cwmp_ingest_session_lookups_total{result=\"miss\"} 1"),
+        text.contains("cwmp_ingest_session_lookups_total{result=\"miss\"} 2"),
         "{text}"
     );
 }
