@@ -25,6 +25,9 @@ fuzz_target!(|data: &[u8]| {
         (Ok(cwmp_inform::Message::Transfer(t)), Err(cwmp_inform::Error::NotInform { rpc, .. })) => {
             assert_eq!(rpc, t.rpc())
         }
+        // `extract` stops at a transfer's RPC element (`NotInform`); reading on, the
+        // message may fail later. Any other error both meet at the same place.
+        (Err(_), Err(cwmp_inform::Error::NotInform { .. })) => {}
         (Err(a), Err(b)) => assert_eq!(a, b),
         (m, e) => panic!("extract and extract_message disagree: {m:?} / {e:?}"),
     }

@@ -31,6 +31,20 @@ fn fuzz_regressions() {
                 "{}: the shortcut changed the result",
                 path.display()
             );
+            let message = cwmp_inform::extract_message(&input, &Options::default());
+            assert_eq!(
+                message,
+                cwmp_inform::extract_message_event_by_event(&input, &Options::default()),
+                "{}: the shortcut changed the message",
+                path.display()
+            );
+            match (&message, &extracted) {
+                (Ok(cwmp_inform::Message::Inform(a)), Ok(b)) => assert_eq!(a, b),
+                (Ok(cwmp_inform::Message::Transfer(_)), Err(Error::NotInform { .. })) => {}
+                (Err(_), Err(Error::NotInform { .. })) => {}
+                (Err(a), Err(b)) => assert_eq!(a, b, "{}", path.display()),
+                (m, e) => panic!("{}: {m:?} / {e:?}", path.display()),
+            }
             match extracted {
                 Ok(inform) => {
                     assert!(!inform.device_id.oui.is_empty(), "{}", path.display());
