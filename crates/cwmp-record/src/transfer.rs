@@ -288,18 +288,52 @@ impl<'a> TransferRecord<'a> {
 /// without parsing.
 pub const RPC_HEADER: &str = "cwmp-rpc";
 
-/// The record type of one line of `cwmp.events` JSON, read from its first bytes
-/// (records written by this crate put `rpc` right after `schema`; an EventRecord has
-/// none). Cheap: no parsing beyond the first fields.
+/// The record type of one line of `cwmp.events` JSON. Cheap for what this crate
+/// writes: a TransferRecord starts `{"schema":1,"rpc":"…"`, an EventRecord
+/// `{"schema":1,"device_id":` (no `rpc`), and those are told from their first bytes.
+/// JSON from other writers (other key order, white space) is scanned for a top-level
+/// `"rpc"` key: inside a JSON string a quote is always escaped, so the bytes `"rpc"`
+/// followed by `:` occur only as a key, and only the TransferRecord has one.
 pub fn record_rpc(json: &[u8]) -> RecordRpc {
-    const HEAD: &[u8] = b"{\"schema\":1,\"rpc\":\"";
-    let Some(rest) = json.strip_prefix(HEAD) else {
+    const TRANSFER: &[u8] = b"{\"schema\":1,\"rpc\":\"";
+    const EVENT: &[u8] = b"{\"schema\":1,\"device_id\":";
+    if let Some(rest) = json.strip_prefix(TRANSFER) {
+        return rpc_named(rest);
+    }
+    if json.starts_with(EVENT) {
         return RecordRpc::Inform;
-    };
+    }
+    let mut from = 0;
+    while let Some(at) = json[from..].windows(5).position(|w| w == b"\"rpc\"") {
+        let after = &json[from + at + 5..];
+        let after = skip_ws(after);
+        if let Some(value) = after.strip_prefix(b":") {
+            if let Some(rest) = skip_ws(value).strip_prefix(b"\"") {
+                return rpc_named(rest);
+            }
+            return RecordRpc::Other;
+        }
+        from += at + 5;
+    }
+    RecordRpc::Inform
+}
+
+fn skip_ws(bytes: &[u8]) -> &[u8] {
+    let n = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .unwrap_or(bytes.len());
+    &bytes[n..]
+}
+
+/// The record type named at the start of `rest` (just after the opening quote).
+fn rpc_named(rest: &[u8]) -> RecordRpc {
     if rest.starts_with(b"TransferComplete\"") {
         RecordRpc::TransferComplete
     } else if rest.starts_with(b"AutonomousTransferComplete\"") {
         RecordRpc::AutonomousTransferComplete
+    } else if rest.starts_with(b"Inform\"") {
+        RecordRpc::Inform
     } else {
         RecordRpc::Other
     }

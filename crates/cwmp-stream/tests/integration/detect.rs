@@ -52,8 +52,38 @@ fn record(
     (device_id, line.to_string())
 }
 
+/// One TransferRecord v1 line: the result of campaign `key` (fault `code`, 0 = success).
+fn transfer(
+    device: usize,
+    class: &str,
+    time_ms: i64,
+    key: &str,
+    code: u32,
+    offset: usize,
+) -> (String, String) {
+    let (oui, product_class) = class.split_once(' ').unwrap_or((class, ""));
+    let serial = format!("SN{device:05}");
+    let device_id = format!("{oui}-{product_class}-{serial}");
+    let line = json!({
+        "schema": 1, "rpc": "TransferComplete", "device_id": device_id,
+        "device": {"manufacturer": "Acme", "oui": oui, "product_class": product_class, "serial_number": serial},
+        "attribution": "session", "command_key": key,
+        "result": if code == 0 { "success" } else { "failure" },
+        "fault": {"code": code, "class": cwmp_record::fault_class(Some(code)), "string": ""},
+        "start_time": null, "start_time_ms": null, "complete_time": null, "complete_time_ms": null,
+        "autonomous": null, "software_version": format!("V{}", device % 3),
+        "cwmp": {"namespace": "urn:dslforum-org:cwmp-1-0", "version": "1.0", "session_id": null, "session_timeout": null, "supported_versions": null},
+        "received_at_ms": time_ms, "acs": format!("acs-{}", device % 2), "remote_addr": null,
+        "warnings": [],
+        "source": {"topic": "cwmp.informs.raw", "partition": 0, "offset": offset},
+    });
+    (device_id, line.to_string())
+}
+
 /// Three hours of a 1,200-device fleet: periodic informs, a power cut on one product
-/// class at 2 h, and one device in a reboot loop — in arrival order.
+/// class at 2 h, one device in a reboot loop, and a firmware campaign on another
+/// class at 2 h 30 whose downloads fail on a third of it (upgrade boots and
+/// TransferComplete results) — in arrival order.
 fn scenario() -> Vec<(String, String)> {
     let classes = ["202BC1 BM632w", "00D09E HG8245H", "A0F3C1 ArcherC7"];
     // (time, device, class, event codes and kinds)
@@ -80,11 +110,53 @@ fn scenario() -> Vec<(String, String)> {
             vec![("1 BOOT", "boot")],
         ));
     }
-    events.sort_by_key(|(t, d, _, _)| (*t, *d));
-    events
+    // The campaign: an upgrade boot and a successful result, or a 9010 failure.
+    let mut transfers: Vec<(i64, usize, &str, u32)> = Vec::new();
+    for device in (2..1200).step_by(3) {
+        let at = T0 + 2 * HOUR + 30 * MIN + (device as i64 * 7_717) % (10 * MIN);
+        if device % 9 == 2 {
+            transfers.push((at, device, classes[2], 9010));
+        } else {
+            events.push((
+                at,
+                device,
+                classes[2],
+                vec![
+                    ("1 BOOT", "boot"),
+                    ("7 TRANSFER COMPLETE", "transfer_complete"),
+                    ("M Download", "m_download"),
+                ],
+            ));
+            transfers.push((at + 1_000, device, classes[2], 0));
+        }
+    }
+    type Line<'a> = (i64, usize, Option<u32>, &'a str, Vec<(&'a str, &'a str)>);
+    let mut all: Vec<Line> = events
         .into_iter()
+        .map(|(t, d, class, codes)| (t, d, None, class, codes))
+        .chain(
+            transfers
+                .into_iter()
+                .map(|(t, d, class, code)| (t, d, Some(code), class, Vec::new())),
+        )
+        .collect();
+    all.sort_by_key(|(t, d, code, _, _)| (*t, *d, code.is_some()));
+    all.into_iter()
         .enumerate()
-        .map(|(offset, (t, d, class, codes))| record(d, class, t, &codes, offset))
+        .map(|(offset, (t, d, code, class, codes))| match code {
+            Some(code) => transfer(d, class, t, "fw-9", code, offset),
+            None => {
+                let (id, line) = record(d, class, t, &codes, offset);
+                // The upgrade boot names its campaign in `M Download`.
+                let mut value: serde_json::Value = serde_json::from_str(&line).expect("json");
+                if let Some(events) = value["events"].as_array_mut() {
+                    for e in events.iter_mut().filter(|e| e["code"] == "M Download") {
+                        e["command_key"] = json!("fw-9");
+                    }
+                }
+                (id, value.to_string())
+            }
+        })
         .collect()
 }
 
@@ -259,6 +331,10 @@ async fn one_and_four_workers_give_the_alerts_of_the_replay() {
     assert!(kinds.iter().any(|k| k == "\"boot_storm\""), "{expected:#?}");
     assert!(
         kinds.iter().any(|k| k == "\"reboot_loop\""),
+        "{expected:#?}"
+    );
+    assert!(
+        kinds.iter().any(|k| k == "\"rollout_failure\""),
         "{expected:#?}"
     );
     for workers in [1, 4] {
