@@ -180,6 +180,18 @@ def scenario_assertions(objects, name, config_text):
         names = {e["name"] for e in env}
         check({"CWMP__KAFKA__CLIENT__SASL_USERNAME", "CWMP__KAFKA__CLIENT__SASL_PASSWORD"} <= names, "full: SASL from the Secret")
         check("not-a-real-password" not in config_text, "full: no secret in the ConfigMap")
+        check("[ingest.sessions]" in config_text and "max_entries = 50000" in config_text,
+              "full: ingest.sessions in the config")
+        check("[detect.rules.rollout_failure]" in config_text, "full: rollout_failure rule in the config")
+        # A rotated password the chart manages rolls every workload.
+        sums = {n: d["spec"]["template"]["metadata"]["annotations"].get("checksum/secret")
+                for n, d in deployments.items()}
+        check(all(sums.values()), f"full: every workload carries the Secret's checksum {sums}")
+        rotated = yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text())
+        rotated["kafka"]["auth"]["password"] = "rotated-password"
+        after = {o["metadata"]["name"]: o["spec"]["template"]["metadata"]["annotations"].get("checksum/secret")
+                 for o in workloads(render(rotated))}
+        check(all(after[n] != sums[n] for n in sums), "full: a new password changes the pods' checksum")
     if name == "exactly-once":
         check(list(deployments) == ["demo-cwmp-stream-ingest"], f"exactly-once: ingest only, got {list(deployments)}")
         check(deployments["demo-cwmp-stream-ingest"]["kind"] == "StatefulSet",
@@ -189,6 +201,9 @@ def scenario_assertions(objects, name, config_text):
         check(any(e["name"] == "CWMP__INGEST__TRANSACTIONAL_ID" for e in env), "exactly-once: a transactional id per pod")
     if name == "existing-secret":
         check("Secret" not in kinds, "existing-secret: no Secret created")
+        for d in deployments.values():
+            check("checksum/secret" not in d["spec"]["template"]["metadata"]["annotations"],
+                  f"existing-secret: {d['metadata']['name']}: no checksum of a Secret the chart does not own")
         for d in deployments.values():
             env = d["spec"]["template"]["spec"]["containers"][0]["env"]
             refs = [e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})]
