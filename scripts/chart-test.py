@@ -183,6 +183,20 @@ def scenario_assertions(objects, name, config_text):
         check("[ingest.sessions]" in config_text and "max_entries = 50000" in config_text,
               "full: ingest.sessions in the config")
         check("[detect.rules.rollout_failure]" in config_text, "full: rollout_failure rule in the config")
+        # commonLabels on every object; scheduling chart-wide, a workload's own winning.
+        for _, o in objects:
+            check(o["metadata"].get("labels", {}).get("team") == "noc",
+                  f"full: commonLabels on {o['kind']} {o['metadata']['name']}")
+        for n, d in deployments.items():
+            spec = d["spec"]["template"]["spec"]
+            fleet = n.endswith("fleet")
+            check(spec.get("priorityClassName") == ("cwmp-critical" if fleet else "cwmp-high"),
+                  f"full: {n}: priorityClassName {spec.get('priorityClassName')}")
+            check((spec.get("nodeSelector") == {"pool": "stateful"}) == fleet, f"full: {n}: its own nodeSelector")
+            tsc = spec.get("topologySpreadConstraints") or [{}]
+            own = tsc[0].get("labelSelector", {}).get("matchLabels", {})
+            check(own == d["spec"]["selector"]["matchLabels"],
+                  f"full: {n}: a spread constraint without labelSelector selects its own pods {own}")
         # A rotated password the chart manages rolls every workload.
         sums = {n: d["spec"]["template"]["metadata"]["annotations"].get("checksum/secret")
                 for n, d in deployments.items()}
