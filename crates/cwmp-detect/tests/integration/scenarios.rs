@@ -490,7 +490,8 @@ fn rollout_failure_does_not_depend_on_the_partitioning() {
             .collect()
     };
     let (a, b) = (campaign(&single), campaign(&multi));
-    assert!(!a.is_empty());
+    // Both decided the campaign: it opened, and grew, on both sides.
+    assert!(a.len() >= 2 && b.len() >= 2, "{a:#?}\n{b:#?}");
     // The single pipeline may have decided a little further at the very end.
     assert!(
         a.starts_with(&b) && b.len() + 1 >= a.len(),
