@@ -146,11 +146,24 @@ def scenario_assertions(objects, name, config_text):
     if name == "default":
         check(len(deployments) == 3, f"default: three workloads, got {sorted(deployments)}")
         check("StatefulSet" not in kinds, "default: Deployments only")
-        for optional in ("ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                         "NetworkPolicy", "Secret"):
+        for optional in ("ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "NetworkPolicy", "Secret"):
             check(optional not in kinds, f"default: no {optional} by default")
         check(not [o for o in by_kind(objects, "ConfigMap") if o["metadata"].get("labels", {}).get("grafana_dashboard")],
               "default: no dashboards ConfigMap")
+        # Disruption budgets by default, only where more than one replica runs, and never
+        # holding a drain on an unready consumer.
+        pdbs = {o["metadata"]["name"]: o["spec"] for o in by_kind(objects, "PodDisruptionBudget")}
+        check(sorted(pdbs) == ["demo-cwmp-stream-detect-worker", "demo-cwmp-stream-ingest"],
+              f"default: PDBs for the workloads with two replicas only, got {sorted(pdbs)}")
+        check(all(p.get("unhealthyPodEvictionPolicy") == "AlwaysAllow" for p in pdbs.values()),
+              "default: PDBs let an unready pod be evicted")
+        images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments.values()}
+        check(images == {"cwmp-stream:0.1.0"}, f"default: image from repository and appVersion, got {images}")
+        # Release-scoped consumer groups: two releases never share one.
+        for line in ('group_id = "demo-cwmp-stream-ingest"', 'group_id = "demo-cwmp-stream-detect"',
+                     'fleet_group_id = "demo-cwmp-stream-detect-fleet"'):
+            check(line in config_text, f"default: release-scoped group: {line}")
+        reachable(config_text)
         args = {n: d["spec"]["template"]["spec"]["containers"][0]["args"] for n, d in deployments.items()}
         check(args.get("demo-cwmp-stream-detect-worker", [])[-2:] == ["--stage", "worker"], f"default: worker stage {args}")
         check(args.get("demo-cwmp-stream-detect-fleet", [])[-2:] == ["--stage", "fleet"], f"default: fleet stage {args}")
@@ -161,6 +174,13 @@ def scenario_assertions(objects, name, config_text):
         check(len(by_kind(objects, "HorizontalPodAutoscaler")) == 2, "full: HPAs for ingest and detect-worker")
         for hpa in by_kind(objects, "HorizontalPodAutoscaler"):
             check(hpa["spec"]["maxReplicas"] <= 12, f"full: {hpa['metadata']['name']} max replicas within partitions")
+            down = hpa["spec"].get("behavior", {}).get("scaleDown", {})
+            check(down.get("stabilizationWindowSeconds", 0) >= 300 and down.get("policies", [{}])[0].get("value") == 1,
+                  f"full: {hpa['metadata']['name']}: scale-down one pod at a time after a calm, got {down}")
+        images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments.values()}
+        check(images == {"registry.example.net/noc/cwmp-stream@sha256:" + "0123456789abcdef" * 4},
+              f"full: global.imageRegistry and image.digest make the reference, got {images}")
+        network_policies(objects)
         for d in deployments.values():
             check("replicas" not in d["spec"] or d["metadata"]["name"].endswith("fleet"),
                   f"full: {d['metadata']['name']}: replicas left to the HPA")
@@ -213,6 +233,22 @@ def scenario_assertions(objects, name, config_text):
         check('delivery = "exactly-once"' in config_text, "exactly-once: delivery in the config")
         env = deployments["demo-cwmp-stream-ingest"]["spec"]["template"]["spec"]["containers"][0]["env"]
         check(any(e["name"] == "CWMP__INGEST__TRANSACTIONAL_ID" for e in env), "exactly-once: a transactional id per pod")
+    if name == "tls":
+        mounts = {}
+        for n, d in deployments.items():
+            spec = d["spec"]["template"]["spec"]
+            c = spec["containers"][0]
+            vols = {v["name"] for v in spec["volumes"]}
+            mounts[n] = {m["mountPath"] for m in c["volumeMounts"]}
+            check({"kafka-ca", "kafka-client"} <= vols, f"tls: {n}: extraVolumes {vols}")
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            check(env.get("TZ") == "UTC", f"tls: {n}: chart-wide extraEnv")
+            check(("CWMP__INGEST__MAX_IN_FLIGHT" in env) == n.endswith("ingest"), f"tls: {n}: the workload's own extraEnv")
+        for key in ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location"):
+            path = next((line.split(" = ")[1].strip('"') for line in config_text.splitlines()
+                         if line.startswith(f'"{key}"')), "")
+            for n, m in mounts.items():
+                check(any(path.startswith(x + "/") for x in m), f"tls: {n}: {key} {path!r} is on a mounted volume {m}")
     if name == "existing-secret":
         check("Secret" not in kinds, "existing-secret: no Secret created")
         for d in deployments.values():
@@ -223,6 +259,74 @@ def scenario_assertions(objects, name, config_text):
             refs = [e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})]
             check(refs and all(r["name"] == "kafka-credentials" for r in refs), f"existing-secret: {d['metadata']['name']} uses it")
         check(all(n.startswith("cwmp-") for n in deployments), f"existing-secret: fullnameOverride {list(deployments)}")
+
+
+def reachable(config_text):
+    """Every service setting is reachable from values: the default render sets every key
+    the service has (the chart's own ones too), with the service's defaults, and the
+    values schema admits every detector rule key."""
+    import tomllib
+    defaults = tomllib.loads(subprocess.run([BINARY, "check-config", "/dev/null"], capture_output=True,
+                                            text=True, check=True).stdout)
+    rendered = tomllib.loads(config_text)
+    chart_owned = {"kafka.brokers", "ingest.group_id", "detect.group_id", "detect.fleet_group_id", "log.format",
+                   "detect.stage", "ingest.transactional_id"}
+
+    def walk(d, r, path):
+        for key, value in d.items():
+            here = f"{path}{key}"
+            if here in ("kafka.client", "kafka.consumer", "kafka.producer", "detect.rules") or here in chart_owned:
+                continue
+            if isinstance(value, dict):
+                walk(value, r.get(key, {}), here + ".")
+            else:
+                check(key in r, f"default: {here} is not reachable from values")
+                check(key not in r or r[key] == value, f"default: {here} = {r.get(key)!r}, the service's default is {value!r}")
+    walk(defaults, rendered, "")
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    rules = schema["properties"]["config"]["properties"]["detect"]["properties"]["rules"]
+    check(rules.get("additionalProperties") is False, "values.schema.json: unknown rule keys are refused")
+    for key, value in defaults["detect"]["rules"].items():
+        check(key in rules["properties"], f"values.schema.json: detect rule {key} missing")
+        if isinstance(value, dict) and key in rules["properties"]:
+            inner = rules["properties"][key]
+            check(set(inner["properties"]) == set(value) and inner.get("additionalProperties") is False,
+                  f"values.schema.json: detect rule {key}: keys {sorted(inner['properties'])} against {sorted(value)}")
+
+
+def selects(selector, labels):
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        if e["operator"] == "In" and labels.get(e["key"]) not in e["values"]:
+            return False
+    return True
+
+
+def network_policies(objects):
+    """The workloads' policy must not select `helm test` pods (it would cut their egress
+    to the workloads); the test pods get their own policy allowing exactly that, and
+    ingress to the workloads admits them when metricsFrom is restricted."""
+    policies = by_kind(objects, "NetworkPolicy")
+    tests = [o for _, o in objects if o["kind"] == "Pod" and
+             o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    check(len(tests) == 3, f"full: a helm test pod per workload, got {len(tests)}")
+    for pod in tests:
+        labels = pod["metadata"]["labels"]
+        chosen = [p for p in policies if selects(p["spec"]["podSelector"], labels)]
+        check(len(chosen) == 1 and chosen[0]["metadata"]["name"].endswith("-test"),
+              f"full: test pod {pod['metadata']['name']} is selected by {[p['metadata']['name'] for p in chosen]}")
+        for p in chosen:
+            egress = p["spec"].get("egress", [])
+            check(any(r.get("ports", [{}])[0].get("port") == 9464 for r in egress),
+                  f"full: test pod egress to the metrics port under {p['metadata']['name']}")
+        for w in workloads(objects):
+            wlabels = w["spec"]["template"]["metadata"]["labels"]
+            main = [p for p in policies if selects(p["spec"]["podSelector"], wlabels)]
+            check(len(main) == 1, f"full: {w['metadata']['name']} selected by one policy")
+            sources = [f for p in main for r in p["spec"].get("ingress", []) for f in r.get("from", [])]
+            check(any("podSelector" in f and selects(f["podSelector"], labels) for f in sources),
+                  f"full: {w['metadata']['name']} admits the test pod {pod['metadata']['name']}")
 
 
 def copies_match():
@@ -255,6 +359,28 @@ def refusals():
         check(False, "maxReplicas above the partitions must be refused")
     except helm.HelmError as e:
         check("partitions" in str(e), f"a clear refusal, got {e}")
+    # Render-time guardrails: each refused with a message naming the value.
+    for values, words in [
+        ({"ingest": {"replicaCount": 13}}, "ingest.replicaCount (13) is more than the partitions"),
+        ({"detectFleet": {"replicaCount": 5}}, "detectFleet.replicaCount (5) is more than the partitions"),
+        ({"detectWorker": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4}}},
+         "detectWorker.resources.requests.cpu is not set"),
+        ({"config": {"detect": {"drainTimeoutMs": 40000}}}, "terminationGracePeriodSeconds (30s) must be above"),
+    ]:
+        try:
+            render(values)
+            check(False, f"{values} must be refused")
+        except helm.HelmError as e:
+            check(words in str(e), f"{values}: a clear refusal naming the value, got {e}")
+    for values, what in [
+        ({"config": {"detect": {"rules": {"boot_storm": {"min_device": 10}}}}}, "an unknown rule key"),
+        ({"config": {"detect": {"rules": {"allowed_latenes_ms": 10}}}}, "an unknown rule"),
+        ({"config": {"ingest": {"inputTopc": "x"}}}, "an unknown service key"),
+        ({"image": {"digest": "latest"}}, "a digest that is not sha256"),
+    ]:
+        report = helm.lint(str(CHART), values, strict=True)
+        check(report.get("errors") or any(m.get("severity", 0) >= 3 for m in report.get("messages", [])),
+              f"values.schema.json refuses {what}")
     # The schema refuses a typo'd delivery mode.
     report = helm.lint(str(CHART), {"config": {"ingest": {"delivery": "at-most-once"}}}, strict=True)
     check(report.get("errors") or any(m.get("severity", 0) >= 3 for m in report.get("messages", [])),
