@@ -191,7 +191,17 @@ def scenario_assertions(objects, name, config_text):
         rule = by_kind(objects, "PrometheusRule")
         if rule:
             source = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
-            check(rule[0]["spec"]["groups"] == source["groups"], "full: the PrometheusRule embeds deploy/prometheus/rules.yml")
+            got = {r.get("alert") or r["record"]: r for g in rule[0]["spec"]["groups"] for r in g["rules"]}
+            want = {r.get("alert") or r["record"]: r for g in source["groups"] for r in g["rules"]}
+            check(set(got) == set(want) - {"CwmpRebootLoops"},
+                  f"full: the PrometheusRule has rules.yml's rules less the disabled one: {set(want) ^ set(got)}")
+            for n, r in got.items():
+                check(r["expr"] == want[n]["expr"], f"full: {n}: the expression of rules.yml")
+                if "alert" in r:
+                    check(r["labels"].get("team") == "noc" and r["labels"]["severity"] == want[n]["labels"]["severity"],
+                          f"full: {n}: additionalRuleLabels added, its own labels kept {r['labels']}")
+                    check(r["annotations"]["runbook_url"] == "https://wiki.example.net/cwmp/runbooks#" + n.lower(),
+                          f"full: {n}: runbook_url on the configured base {r['annotations']['runbook_url']}")
         check('"security.protocol" = "SASL_SSL"' in config_text, "full: passthrough properties in the config")
         for line in ['"fetch.max.bytes" = "52428800"', '"batch.size" = "1000000"', '"linger.ms" = "10"']:
             check(line in config_text, f"full: whole numbers render as integers: {line}")
@@ -329,6 +339,38 @@ def network_policies(objects):
                   f"full: {w['metadata']['name']} admits the test pod {pod['metadata']['name']}")
 
 
+def rules_checks():
+    """Every alert has a severity, a runbook in docs/runbooks.md, and aggregates by
+    (namespace, job) so that two releases never merge (absent() has no labels to keep)."""
+    import re
+    runbooks = (ROOT / "docs" / "runbooks.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9-]", "", h.strip().lower().replace(" ", "-"))
+               for h in re.findall(r"^## (.+)$", runbooks, re.M)}
+    source = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
+    alerts = [r for g in source["groups"] for r in g["rules"] if "alert" in r]
+    check(len(alerts) >= 15, f"rules.yml: {len(alerts)} alerts")
+    for r in alerts:
+        n = r["alert"]
+        check(r.get("labels", {}).get("severity") in ("critical", "warning", "info"), f"rules.yml: {n}: severity")
+        url = r.get("annotations", {}).get("runbook_url", "")
+        check(url.endswith("docs/runbooks.md#" + n.lower()) and n.lower() in anchors,
+              f"rules.yml: {n}: runbook_url {url!r} and a section in docs/runbooks.md")
+        expr = " ".join(r["expr"].split())
+        if not expr.startswith("absent("):
+            groupings = re.findall(r"\bby \(([^)]*)\)", expr)
+            check(groupings and all({"namespace", "job"} <= {x.strip() for x in g.split(",")} for g in groupings)
+                  or expr.startswith("cwmp:"),
+                  f"rules.yml: {n}: every aggregation by (namespace, job): {expr}")
+    # A release without a workload has no absent() alert for it.
+    objects = render({"prometheusRule": {"enabled": True}, "detectWorker": {"enabled": False}})
+    names = {r.get("alert") for o in by_kind(objects, "PrometheusRule") for g in o["spec"]["groups"] for r in g["rules"]}
+    check("CwmpDetectWorkerAbsent" not in names and "CwmpIngestAbsent" in names,
+          "a release without detect workers has no CwmpDetectWorkerAbsent")
+    monitors = render({"serviceMonitor": {"enabled": True}})
+    relabel = [r for o in by_kind(monitors, "ServiceMonitor") for e in o["spec"]["endpoints"] for r in e.get("relabelings", [])]
+    check(any(r.get("targetLabel") == "workload" for r in relabel), "ServiceMonitor gives targets the workload label")
+
+
 def copies_match():
     check((CHART / "files" / "rules.yml").read_bytes() == (ROOT / "deploy" / "prometheus" / "rules.yml").read_bytes(),
           "helm/cwmp-stream/files/rules.yml differs from deploy/prometheus/rules.yml")
@@ -410,6 +452,7 @@ def main():
         print(f"chart-test: {name}: {len(objects)} objects rendered and checked")
     check(crs >= 2, "the full scenario renders a ServiceMonitor and a PrometheusRule")
     refusals()
+    rules_checks()
     if failures:
         print("chart-test: FAILED", file=sys.stderr)
         for f in failures:

@@ -28,7 +28,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        (state.render)(),
+        format!("{}{}", (state.render)(), crate::metrics::process_metrics()),
     )
 }
 

@@ -55,6 +55,41 @@ pub(crate) fn histogram(
     h
 }
 
+/// Metrics of the process rather than of a service, rendered once per `/metrics`
+/// whatever runs in the process (the demo runs ingest and detect together):
+/// `cwmp_build_info` and, on Linux, the standard `process_*` collector (CPU, resident
+/// memory, open files, start time — restarts show as a changed start time).
+pub fn process_registry() -> &'static Registry {
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let registry = Registry::new();
+        let info = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "cwmp_build_info",
+                "Always 1; the labels say which build runs (version of the cwmp-stream package).",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry
+            .register(Box::new(info))
+            .expect("unique metric");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+        registry
+    })
+}
+
+/// The text exposition of [`process_registry`].
+pub(crate) fn process_metrics() -> String {
+    render(process_registry())
+}
+
 /// The text exposition of every metric in `registry`.
 pub(crate) fn render(registry: &Registry) -> String {
     let mut out = String::new();

@@ -32,6 +32,7 @@ fn registered() -> BTreeSet<String> {
         .gather()
         .into_iter()
         .chain(detect.registry.gather())
+        .chain(cwmp_stream::metrics::process_registry().gather())
     {
         let name = family.name().to_owned();
         if family.get_field_type() == prometheus::proto::MetricType::HISTOGRAM {
@@ -42,6 +43,8 @@ fn registered() -> BTreeSet<String> {
             names.insert(name);
         }
     }
+    // Series Prometheus itself makes for every target.
+    names.insert("up".to_owned());
     names
 }
 
