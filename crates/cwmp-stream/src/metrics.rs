@@ -72,9 +72,7 @@ pub fn process_registry() -> &'static Registry {
         )
         .expect("valid metric");
         info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        registry
-            .register(Box::new(info))
-            .expect("unique metric");
+        registry.register(Box::new(info)).expect("unique metric");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(

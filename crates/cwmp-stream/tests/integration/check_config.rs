@@ -107,3 +107,28 @@ fn what_librdkafka_or_the_log_filter_would_refuse_is_refused_by_name() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("fetch.max.bytes"), "{stderr}");
 }
+
+/// A person's typos, all at once, each with what was meant and where it was written.
+#[test]
+fn every_problem_is_reported_at_once_with_its_line() {
+    let bad = write(
+        "typos.toml",
+        "[ingest]\ninput_topc = \"raw\"\n\n[detect.rules.boot_storm]\nmin_device = 10\n\n[log]\nlevel = \"verbose\"\n",
+    );
+    let out = run(&bad, &[("CWMP__INGEST__DELIVERY", "twice")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        "4 configuration problems:",
+        "ingest.input_topc is unknown; did you mean input_topic? (in ",
+        "typos.toml line 2)",
+        "detect.rules.boot_storm.min_device is unknown; did you mean min_devices? (in ",
+        "typos.toml line 5)",
+        "ingest.delivery: unknown variant: found `twice`",
+        "(in environment variable CWMP__INGEST__DELIVERY)",
+        "log.level \"verbose\": \"verbose\" is not a level",
+        "typos.toml line 8)",
+    ] {
+        assert!(stderr.contains(line), "{line:?} not in\n{stderr}");
+    }
+}

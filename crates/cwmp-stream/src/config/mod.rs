@@ -11,6 +11,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod problems;
+pub use problems::Problem;
+
 /// Prefix of environment variables: `CWMP__INGEST__DELIVERY=exactly-once`.
 pub const ENV_PREFIX: &str = "CWMP__";
 
@@ -254,13 +257,32 @@ impl Default for LogConfig {
     }
 }
 
-/// Why a configuration was refused.
+/// Why a configuration was refused: every problem found, not only the first.
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    fn one(message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            problems: vec![Problem::new("", message)],
+        }
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self.problems.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => {
+                write!(f, "{} configuration problems:", many.len())?;
+                for p in many {
+                    write!(f, "\n  - {p}")?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -268,26 +290,96 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Layers defaults, the file (when given), the environment, and `overrides`
-    /// (already-parsed flags, as a partial TOML document).
+    /// (already-parsed flags, as a partial TOML document). Reports every problem at
+    /// once: unknown keys (with the nearest known one) and values of the wrong kind
+    /// with their file line or variable, then each section's value errors, then what
+    /// [`Config::validate`] refuses.
     pub fn load(file: Option<&Path>, overrides: Option<&str>) -> Result<Config, ConfigError> {
+        let known = toml::Table::try_from(Config::default())
+            .map(problems::Known::new)
+            .map_err(|e| ConfigError::one(format!("the defaults do not serialize: {e}")))?;
+        let mut found = Vec::new();
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut text = String::new();
         if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError(format!(
-                    "config file {} not found",
-                    path.display()
-                )));
-            }
+            text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ConfigError::one(format!(
+                        "config file {} not found",
+                        path.display()
+                    )))
+                }
+                Err(e) => {
+                    return Err(ConfigError::one(format!(
+                        "config file {}: {e}",
+                        path.display()
+                    )))
+                }
+            };
+            found.extend(known.check_file(&path.display().to_string(), &text));
             figment = figment.merge(Toml::file(path));
         }
+        found.extend(known.check_env(ENV_PREFIX, std::env::vars()));
         figment = figment.merge(env_provider());
         if let Some(flags) = overrides {
             figment = figment.merge(Toml::string(flags));
         }
-        let mut config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        // Section by section, so that a bad value in one does not hide another's.
+        let mut config = Config::default();
+        let file_name = file.map(|p| p.display().to_string()).unwrap_or_default();
+        let mut section = |name: &str, result: Result<(), figment::Error>| {
+            if let Err(errors) = result {
+                for e in errors {
+                    let problem = figment_problem(name, &e, &file_name, &text);
+                    // Already said, with its line, by the key check.
+                    if !found
+                        .iter()
+                        .any(|p: &Problem| !p.key.is_empty() && problem.key.starts_with(&p.key))
+                    {
+                        found.push(problem);
+                    }
+                }
+            }
+        };
+        section(
+            "kafka",
+            figment.extract_inner("kafka").map(|v| config.kafka = v),
+        );
+        section(
+            "ingest",
+            figment.extract_inner("ingest").map(|v| config.ingest = v),
+        );
+        section(
+            "detect",
+            figment.extract_inner("detect").map(|v| config.detect = v),
+        );
+        section(
+            "limits",
+            figment.extract_inner("limits").map(|v| config.limits = v),
+        );
+        section(
+            "metrics",
+            figment.extract_inner("metrics").map(|v| config.metrics = v),
+        );
+        section("log", figment.extract_inner("log").map(|v| config.log = v));
+        // Top-level keys the sections do not cover.
+        if let Err(errors) = figment.extract::<Config>() {
+            for e in errors {
+                if e.path.len() <= 1 && matches!(e.kind, figment::error::Kind::UnknownField(..)) {
+                    section("", Err(e));
+                }
+            }
+        }
         config.normalize();
-        config.validate()?;
-        Ok(config)
+        if let Err(e) = config.validate() {
+            found.extend(e.problems.into_iter().map(|p| locate(p, &file_name, &text)));
+        }
+        if found.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems: found })
+        }
     }
 
     /// Passthrough keys from the environment arrive as `ssl_ca_location`; librdkafka
@@ -374,7 +466,12 @@ impl Config {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(ConfigError(problems.join("; ")))
+            Err(ConfigError {
+                problems: problems
+                    .into_iter()
+                    .map(|message| Problem::new("", message))
+                    .collect(),
+            })
         }
     }
 
@@ -398,7 +495,7 @@ impl Config {
                 }
             }
         }
-        toml::to_string_pretty(&shown).map_err(|e| ConfigError(e.to_string()))
+        toml::to_string_pretty(&shown).map_err(|e| ConfigError::one(e.to_string()))
     }
 }
 
@@ -449,6 +546,69 @@ pub fn is_secret(key: &str) -> bool {
     ]
     .iter()
     .any(|s| key.contains(s))
+}
+
+/// A problem of [`Config::validate`], which starts with the key it is about
+/// (`log.level "warning": …`): where that key was set, the variable or the line.
+fn locate(mut p: Problem, file: &str, text: &str) -> Problem {
+    let first = p.message.split([' ', ':']).next().unwrap_or_default();
+    let path: Vec<String> = first.split('.').map(str::to_owned).collect();
+    if path.len() < 2
+        || !path
+            .iter()
+            .all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    {
+        return p;
+    }
+    p.key = first.to_owned();
+    let var = format!("{ENV_PREFIX}{}", path.join("__").to_ascii_uppercase());
+    p.place = if std::env::var_os(&var).is_some() {
+        Some(format!("environment variable {var}"))
+    } else {
+        problems::line_of_key(text, &path).map(|n| format!("{file} line {n}"))
+    };
+    p
+}
+
+/// A figment error as a [`Problem`]: its key, and where the value came from (the
+/// file's line, or the environment variable).
+fn figment_problem(section: &str, e: &figment::Error, file: &str, text: &str) -> Problem {
+    // `extract_inner(section)` appends the section to the path instead of prepending it.
+    let mut inner = e.path.clone();
+    if !section.is_empty() && inner.last().map(String::as_str) == Some(section) {
+        inner.pop();
+    }
+    let mut path: Vec<String> = Vec::new();
+    if !section.is_empty() {
+        path.push(section.to_owned());
+    }
+    path.extend(inner);
+    // An unknown field is reported at its table; name the field itself.
+    if let figment::error::Kind::UnknownField(field, _) = &e.kind {
+        path.push(field.clone());
+    }
+    let key = path.join(".");
+    let message = match &e.kind {
+        figment::error::Kind::UnknownField(..) => format!("{key} is unknown"),
+        kind => format!("{key}: {kind}").replace("``", "`"),
+    };
+    let place = e.metadata.as_ref().and_then(|m| match &m.source {
+        // Named as the user wrote it, not as figment resolved it.
+        Some(figment::Source::File(_)) => Some(match problems::line_of_key(text, &path) {
+            Some(n) => format!("{file} line {n}"),
+            None => file.to_owned(),
+        }),
+        _ if m.name.contains("environment") => Some(format!(
+            "environment variable {ENV_PREFIX}{}",
+            path.join("__").to_ascii_uppercase()
+        )),
+        _ => None,
+    });
+    Problem {
+        key,
+        message,
+        place,
+    }
 }
 
 fn env_provider() -> Env {
@@ -519,20 +679,52 @@ mod tests {
             jail.create_file("bad.toml", "[ingest]\ndelivery = \"twice\"\n")?;
             let err = Config::load(Some(Path::new("bad.toml")), None).expect_err("bad delivery");
             assert!(
-                err.0.contains("delivery") || err.0.contains("twice"),
+                err.to_string().contains("delivery") || err.to_string().contains("twice"),
                 "{err}"
             );
             jail.create_file("typo.toml", "[ingest]\ninput_topik = \"x\"\n")?;
             let err = Config::load(Some(Path::new("typo.toml")), None).expect_err("unknown field");
-            assert!(err.0.contains("input_topik"), "{err}");
+            assert!(err.to_string().contains("input_topik"), "{err}");
             jail.create_file(
                 "same.toml",
                 "[ingest]\noutput_topic = \"cwmp.informs.raw\"\n",
             )?;
             let err = Config::load(Some(Path::new("same.toml")), None).expect_err("same topic");
-            assert!(err.0.contains("differ"), "{err}");
+            assert!(err.to_string().contains("differ"), "{err}");
             let err = Config::load(Some(Path::new("missing.toml")), None).expect_err("missing");
-            assert!(err.0.contains("not found"), "{err}");
+            assert!(err.to_string().contains("not found"), "{err}");
+            Ok(())
+        });
+    }
+
+    /// Every problem at once, each with its key and where it was written, in the
+    /// order they come: keys and kinds (with lines), then each section's first value
+    /// error, then what validation refuses; the environment named as such.
+    #[test]
+    fn reports_every_problem_with_its_place() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "many.toml",
+                "[ingest]\ninput_topc = \"x\"\ndelivery = \"twice\"\n\n[detect]\nbatch_max_messages = \"lots\"\n\n[log]\nlevel = \"warning\"\n",
+            )?;
+            jail.set_env("CWMP__METRICS__LISTN", "0.0.0.0:1");
+            let err = Config::load(Some(Path::new("many.toml")), None).expect_err("refused");
+            let shown: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                shown,
+                vec![
+                    "ingest.input_topc is unknown; did you mean input_topic? (in many.toml line 2)",
+                    "detect.batch_max_messages must be an integer, not a string (in many.toml line 6)",
+                    "metrics.listn is unknown; did you mean listen? (in environment variable CWMP__METRICS__LISTN)",
+                    "ingest.delivery: unknown variant: found `twice`, expected `at-least-once` or `exactly-once` (in many.toml line 3)",
+                    "log.level \"warning\": \"warning\" is not a level (use one of trace, debug, info, warn, error, off, or target=level) (in many.toml line 9)",
+                ],
+                "{err}"
+            );
+            assert!(
+                err.to_string().starts_with("5 configuration problems:"),
+                "{err}"
+            );
             Ok(())
         });
     }
@@ -542,7 +734,7 @@ mod tests {
     /// hold examples, which the file says are not defaults).
     #[test]
     fn the_example_file_shows_every_default() {
-        let text = include_str!("../../../config/cwmp-stream.example.toml");
+        let text = include_str!("../../../../config/cwmp-stream.example.toml");
         let mut example: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(text))
             .extract()
@@ -598,7 +790,7 @@ mod tests {
         let mut c = Config::default();
         c.log.level = "warning".into();
         let err = c.validate().expect_err("a typo in log.level");
-        assert!(err.0.contains("log.level \"warning\""), "{err}");
+        assert!(err.to_string().contains("log.level \"warning\""), "{err}");
     }
 
     #[test]
