@@ -23,6 +23,7 @@ pub(super) async fn consume(
     } = io;
     let d = &config.detect;
     let mut fleet = Fleet::new(d.rules.clone())?;
+    metrics.window_length_seconds.set(d.rules.window_ms / 1000);
     let mut alerts = Vec::new();
     let mut assigned: Vec<i32> = vec![0];
     let mut published: Option<i64> = None;

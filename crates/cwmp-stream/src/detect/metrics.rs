@@ -126,6 +126,8 @@ pub struct DetectMetrics {
     pub producer_queue: IntGauge,
     window: IntGaugeVec,
     window_start_seconds: IntGauge,
+    /// `detect.rules.window_ms`, so that dashboards turn window counts into rates.
+    pub window_length_seconds: IntGauge,
     pub worker_consumer: ConsumerMetrics,
     pub fleet_consumer: ConsumerMetrics,
 }
@@ -205,6 +207,11 @@ impl DetectMetrics {
                 &registry,
                 "cwmp_detect_window_start_seconds",
                 "Event-time start of the window cwmp_detect_window_value describes (Unix seconds).",
+            ),
+            window_length_seconds: gauge(
+                &registry,
+                "cwmp_detect_window_length_seconds",
+                "Length of the fleet windows (detect.rules.window_ms), set by the fleet stage.",
             ),
             records: counter_vec(
                 &registry,
