@@ -64,7 +64,7 @@ def lint(values, name):
 
 def validate_k8s(objects, name):
     for path, obj in objects:
-        if obj.get("apiVersion", "").startswith("monitoring.coreos.com/"):
+        if obj.get("apiVersion", "").startswith(("monitoring.coreos.com/", "kafka.strimzi.io/")):
             continue
         try:
             kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
@@ -181,6 +181,17 @@ def scenario_assertions(objects, name, config_text):
         check(images == {"registry.example.net/noc/cwmp-stream@sha256:" + "0123456789abcdef" * 4},
               f"full: global.imageRegistry and image.digest make the reference, got {images}")
         network_policies(objects)
+        topics = {t["spec"]["topicName"]: t for t in by_kind(objects, "KafkaTopic")}
+        check(sorted(topics) == sorted(["cwmp.informs.raw", "cwmp.events", "cwmp.informs.dlq", "cwmp.aggregates", "cwmp.alerts"]),
+              f"full: a KafkaTopic per topic, got {sorted(topics)}")
+        for n, t in topics.items():
+            check(t["metadata"]["labels"].get("strimzi.io/cluster") == "noc-kafka", f"full: {n}: the Strimzi cluster label")
+            check(t["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", f"full: {n}: kept on uninstall")
+            check(t["spec"]["replicas"] == 3 and t["spec"]["config"]["min.insync.replicas"] == "2", f"full: {n}: replication")
+        check(topics.get("cwmp.informs.raw", {}).get("spec", {}).get("partitions") == 12
+              and topics.get("cwmp.aggregates", {}).get("spec", {}).get("partitions") == 4,
+              "full: topic partitions from values partitions")
+        notes_checks()
         for d in deployments.values():
             check("replicas" not in d["spec"] or d["metadata"]["name"].endswith("fleet"),
                   f"full: {d['metadata']['name']}: replicas left to the HPA")
@@ -371,6 +382,39 @@ def rules_checks():
     check(any(r.get("targetLabel") == "workload" for r in relabel), "ServiceMonitor gives targets the workload label")
 
 
+def notes_checks():
+    """NOTES.txt names only objects the release has, for every workload combination."""
+    import itertools
+    import re
+    for ingest, worker, fleet, delivery in itertools.product([True, False], [True, False], [True, False],
+                                                             ["at-least-once", "exactly-once"]):
+        values = {"ingest": {"enabled": ingest}, "detectWorker": {"enabled": worker},
+                  "detectFleet": {"enabled": fleet}, "config": {"ingest": {"delivery": delivery}}}
+        chart = helm.Chart.load(str(CHART))
+        try:
+            files = chart.render(values, name="demo", namespace="cwmp", is_install=True)
+        finally:
+            chart.close()
+        notes = next((t for p, t in files.items() if p.endswith("NOTES.txt")), None)
+        name = f"NOTES ingest={ingest} worker={worker} fleet={fleet} {delivery}"
+        check(notes is not None, f"{name}: rendered")
+        if notes is None:
+            continue
+        objects = []
+        for path, text in files.items():
+            if path.endswith((".yaml", ".yml")):
+                objects += [d for d in yaml.safe_load_all(text) if d]
+        names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        kinds = {"deploy": "Deployment", "sts": "StatefulSet", "svc": "Service"}
+        for kind, obj in re.findall(r"\b(deploy|sts|svc)/([a-z0-9-]+)", notes):
+            check((kinds[kind], obj) in names, f"{name}: names {kind}/{obj}, which the release does not have")
+        for component in ("ingest", "detect-worker", "detect-fleet"):
+            on = {"ingest": ingest, "detect-worker": worker, "detect-fleet": fleet}[component]
+            check((f"  {component} " in notes) == on, f"{name}: lists {component} only when it runs")
+        if not (ingest or worker or fleet):
+            check("nothing runs" in notes, f"{name}: says nothing runs")
+
+
 def copies_match():
     check((CHART / "files" / "rules.yml").read_bytes() == (ROOT / "deploy" / "prometheus" / "rules.yml").read_bytes(),
           "helm/cwmp-stream/files/rules.yml differs from deploy/prometheus/rules.yml")
@@ -431,6 +475,9 @@ def refusals():
 
 def main():
     copies_match()
+    readme = subprocess.run([sys.executable, str(ROOT / "scripts" / "chart-readme.py"), "--check"],
+                            capture_output=True, text=True)
+    check(readme.returncode == 0, f"chart README: {readme.stderr.strip()}")
     compose_checks()
     crs = 0
     for path in scenarios():
