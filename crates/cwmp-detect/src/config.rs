@@ -12,6 +12,11 @@ use crate::Scope;
 pub struct DetectConfig {
     /// How far behind the newest event time a record may arrive and still count.
     pub allowed_lateness_ms: i64,
+    /// A source (raw partition) whose records in an input partition are this far
+    /// behind the partition's newest stops holding the watermark: one that stopped
+    /// must not hold it for ever, one that lags because ingest catches it up later
+    /// than the others is waited for up to this long.
+    pub source_idle_ms: i64,
     /// Fleet window length.
     pub window_ms: i64,
     /// Fleet window slide; `window_ms` must be a multiple of it.
@@ -112,6 +117,7 @@ impl Default for DetectConfig {
         let storm = StormConfig::default();
         DetectConfig {
             allowed_lateness_ms: 30_000,
+            source_idle_ms: 3_600_000,
             window_ms: 300_000,
             slide_ms: 60_000,
             baseline_half_life_ms: 3_600_000,
@@ -196,6 +202,9 @@ impl DetectConfig {
         }
         if self.allowed_lateness_ms < 0 {
             return err("allowed_lateness_ms must not be negative");
+        }
+        if self.source_idle_ms < 0 {
+            return err("source_idle_ms must not be negative");
         }
         if self.baseline_half_life_ms <= 0 {
             return err("baseline_half_life_ms must be positive");

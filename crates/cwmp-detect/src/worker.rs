@@ -140,6 +140,12 @@ pub struct Worker {
     /// Per bucket: campaign key → its transfers and upgrade boots in that slide.
     campaigns: BTreeMap<i64, FxHashMap<String, Transfers>>,
     clocks: BTreeMap<i32, PartitionClock>,
+    /// Sources every partition's clock waits for before any has delivered (the
+    /// partitions of the raw topic, when the Kafka path knows them).
+    expected_sources: Vec<i32>,
+    /// The smallest event time holding the watermark at its last computation: a
+    /// record that moves a source clock above it cannot move the watermark.
+    floor: Option<i64>,
     watermark: Option<i64>,
     /// Start of the next window to close.
     next_window: Option<i64>,
@@ -159,6 +165,8 @@ impl Worker {
             buckets: BTreeMap::new(),
             campaigns: BTreeMap::new(),
             clocks: BTreeMap::from([(0, PartitionClock::default())]),
+            expected_sources: Vec::new(),
+            floor: None,
             watermark: None,
             next_window: None,
             partitions: vec![0],
@@ -170,13 +178,57 @@ impl Worker {
     /// The input partitions this worker owns, of how many (after a rebalance).
     pub fn set_partitions(&mut self, mut partitions: Vec<i32>, partition_count: i32) {
         partitions.sort_unstable();
-        let old = std::mem::take(&mut self.clocks);
+        let mut old = std::mem::take(&mut self.clocks);
         self.clocks = partitions
             .iter()
-            .map(|p| (*p, old.get(p).copied().unwrap_or_default()))
+            .map(|p| {
+                let clock = old
+                    .remove(p)
+                    .unwrap_or_else(|| PartitionClock::expecting(&self.expected_sources));
+                (*p, clock)
+            })
             .collect();
         self.partitions = partitions;
         self.partition_count = partition_count;
+        self.floor = None;
+    }
+
+    /// The sources (raw partitions) each input partition's clock waits for from the
+    /// start, so that a source whose records arrive later than the others' — ingest
+    /// catching up raw partitions at different paces — is waited for instead of
+    /// being judged late. A source that never delivers is released by
+    /// [`Worker::source_idle`].
+    pub fn expect_sources(&mut self, sources: Vec<i32>) {
+        for clock in self.clocks.values_mut() {
+            for s in &sources {
+                clock.sources.entry(*s).or_default();
+            }
+        }
+        self.expected_sources = sources;
+        self.floor = None;
+    }
+
+    /// No record of `source` reached `partition` for a while although the partition
+    /// went on delivering: it stops holding the watermark until it delivers again.
+    pub fn source_idle(&mut self, partition: i32, source: i32, out: &mut Vec<WorkerOutput>) {
+        let Some(clock) = self.clocks.get_mut(&partition) else {
+            return;
+        };
+        match clock.sources.get_mut(&source) {
+            Some(s) if !s.idle => s.idle = true,
+            _ => return,
+        }
+        self.floor = None;
+        self.advance(out);
+    }
+
+    /// Sources each partition's clock follows, and whether each is idle (for the
+    /// Kafka loop's idle rule and for tests).
+    pub fn sources(&self) -> Vec<(i32, i32, bool)> {
+        self.clocks
+            .iter()
+            .flat_map(|(p, c)| c.sources.iter().map(move |(s, sc)| (*p, *s, sc.idle)))
+            .collect()
     }
 
     /// The consumer reached the end of `partition`: it holds no backlog, so it no
@@ -189,7 +241,12 @@ impl Worker {
             return;
         }
         clock.idle = true;
-        if self.watermark.is_none() && self.clocks.values().all(|c| c.idle && c.max_time.is_none())
+        self.floor = None;
+        if self.watermark.is_none()
+            && self
+                .clocks
+                .values()
+                .all(|c| c.idle && c.max_time().is_none())
         {
             // Nothing at all to wait for here: say so, or the fleet stage would wait.
             out.push(WorkerOutput::Aggregate(AggregateMessage::Close(Close {
@@ -211,34 +268,58 @@ impl Worker {
         self.stats
     }
 
-    /// Event time minus the allowed lateness, where every partition that still has
-    /// a backlog has arrived: the smallest of their latest event times (or the
-    /// latest of all when every partition is caught up). Never goes back.
+    /// Event time minus the allowed lateness, where every source of every partition
+    /// that still has a backlog has arrived: the smallest of their latest event times
+    /// (or the latest of all when every partition is caught up). Never goes back.
+    ///
+    /// Clocks are per (partition, source): ingest writes the records of several raw
+    /// partitions into one events partition, and consumes those raw partitions at
+    /// different paces when it catches up, so event time is ordered per source, not
+    /// per partition. A source more than `source_idle_ms` of event time behind the
+    /// newest of its partition stops holding the watermark (a source that stopped).
     pub fn watermark(&self) -> Option<i64> {
         self.watermark
     }
 
-    fn compute_watermark(&self) -> Option<i64> {
-        let busy: Vec<Option<i64>> = self
-            .clocks
-            .values()
-            .filter(|c| !c.idle)
-            .map(|c| c.max_time)
-            .collect();
-        let time = if busy.is_empty() {
-            self.clocks.values().filter_map(|c| c.max_time).max()
-        } else if busy.iter().any(Option::is_none) {
-            // An assigned partition has delivered nothing yet.
-            None
+    /// The event time holding the watermark (before the allowed lateness).
+    fn compute_floor(&self) -> Option<i64> {
+        let idle_after = self.config.source_idle_ms;
+        let mut floor: Option<i64> = None;
+        let mut newest_of_all: Option<i64> = None;
+        let mut any_busy = false;
+        for clock in self.clocks.values() {
+            let newest = clock.max_time();
+            newest_of_all = newest_of_all.max(newest);
+            if clock.idle {
+                continue;
+            }
+            if clock.sources.is_empty() {
+                // An assigned partition has delivered nothing yet.
+                return None;
+            }
+            for source in clock.sources.values().filter(|s| !s.idle) {
+                match (source.max_time, newest) {
+                    // A source that has delivered nothing yet.
+                    (None, _) => return None,
+                    (Some(t), Some(n)) if n - t > idle_after => continue,
+                    (Some(t), _) => {
+                        any_busy = true;
+                        floor = Some(floor.map_or(t, |f: i64| f.min(t)));
+                    }
+                }
+            }
+        }
+        if any_busy {
+            floor
         } else {
-            busy.into_iter().flatten().min()
-        }?;
-        Some(time - self.config.allowed_lateness_ms)
+            newest_of_all
+        }
     }
 
     /// Moves the watermark forward if it can; judges and closes what it passes.
     fn advance(&mut self, out: &mut Vec<WorkerOutput>) {
-        let Some(new) = self.compute_watermark() else {
+        self.floor = self.compute_floor();
+        let Some(new) = self.floor.map(|f| f - self.config.allowed_lateness_ms) else {
             return;
         };
         if self.watermark.is_some_and(|w| new <= w) {
@@ -289,9 +370,35 @@ impl Worker {
         obs: &Observation,
         out: &mut Vec<WorkerOutput>,
     ) -> Verdict {
-        let clock = self.clocks.entry(partition).or_default();
-        clock.idle = false;
-        clock.max_time = Some(clock.max_time.map_or(obs.time_ms, |m| m.max(obs.time_ms)));
+        let expected = &self.expected_sources;
+        let clock = self
+            .clocks
+            .entry(partition)
+            .or_insert_with(|| PartitionClock::expecting(expected));
+        let partition_was_idle = std::mem::replace(&mut clock.idle, false);
+        let newest_before = clock.newest;
+        clock.newest = clock.newest.max(Some(obs.time_ms));
+        let source = clock
+            .sources
+            .entry(obs.source.as_ref().map_or(NO_SOURCE, |s| s.partition))
+            .or_default();
+        let before = source.max_time;
+        let source_was_idle = std::mem::replace(&mut source.idle, false);
+        source.max_time = before.max(Some(obs.time_ms));
+        // Only a clock at the floor (or one that was waited for, or a newest time
+        // that releases a lagging source) can move the watermark: skip the rest.
+        let moves = match (self.floor, before) {
+            (None, _) | (_, None) => true,
+            (Some(f), Some(b)) => {
+                b <= f
+                    || partition_was_idle
+                    || source_was_idle
+                    || clock
+                        .newest
+                        .is_some_and(|n| n - f > self.config.source_idle_ms)
+                        && newest_before != clock.newest
+            }
+        };
         if self.watermark().is_some_and(|w| obs.time_ms < w) {
             self.stats.late += 1;
             return Verdict::Late;
@@ -303,7 +410,9 @@ impl Worker {
         }
         self.stats.accepted += 1;
         self.count(obs, device_key);
-        self.advance(out);
+        if moves {
+            self.advance(out);
+        }
         Verdict::Accepted
     }
 
@@ -511,10 +620,39 @@ impl Worker {
     }
 }
 
-/// How far one input partition has got in event time.
-#[derive(Debug, Clone, Copy, Default)]
+/// The source of records that name none (a file replayed without `source`).
+const NO_SOURCE: i32 = -1;
+
+/// How far one input partition has got in event time, per source.
+#[derive(Debug, Clone, Default)]
 struct PartitionClock {
-    max_time: Option<i64>,
+    sources: BTreeMap<i32, SourceClock>,
+    /// The newest event time of any source.
+    newest: Option<i64>,
     /// Caught up with the end of the partition.
+    idle: bool,
+}
+
+impl PartitionClock {
+    fn expecting(sources: &[i32]) -> PartitionClock {
+        PartitionClock {
+            sources: sources
+                .iter()
+                .map(|s| (*s, SourceClock::default()))
+                .collect(),
+            ..PartitionClock::default()
+        }
+    }
+
+    fn max_time(&self) -> Option<i64> {
+        self.newest
+    }
+}
+
+/// How far the records of one source (raw partition) in one input partition have got.
+#[derive(Debug, Clone, Copy, Default)]
+struct SourceClock {
+    max_time: Option<i64>,
+    /// Released by [`Worker::source_idle`] until it delivers again.
     idle: bool,
 }

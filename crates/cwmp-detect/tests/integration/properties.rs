@@ -176,3 +176,89 @@ fn a_partition_far_ahead_of_another_gives_the_same_device_alerts() {
     }
     assert_eq!(device_alerts_of_two_partitions(&feed), expected);
 }
+
+/// The records of one input partition come from several raw partitions (ingest
+/// interleaves them), each in event-time order, but ingest catching up a backlog
+/// drains them at different paces: within the partition, one source runs hours ahead
+/// of another. Nothing may turn late for that, and the alerts are those of the
+/// time-ordered input.
+#[test]
+fn sources_of_one_partition_caught_up_at_different_paces_lose_nothing() {
+    let devices = fleet(13);
+    let source_of = |o: &Observation| -> i32 {
+        let index = devices
+            .iter()
+            .position(|d| d.id == o.device_id)
+            .unwrap_or(0);
+        (index % 4) as i32
+    };
+    let mut obs: Vec<Observation> = arrival(incidents(), 13);
+    obs.sort_by_key(|o| o.time_ms);
+    for (offset, o) in obs.iter_mut().enumerate() {
+        o.source = Some(cwmp_detect::SourcePos {
+            topic: "cwmp.informs.raw".into(),
+            partition: source_of(o),
+            offset: offset as i64,
+        });
+    }
+    let expected = canonical(&run(&obs));
+    assert!(
+        expected.iter().any(|a| a.contains("\"boot_storm\"")),
+        "{expected:#?}"
+    );
+    // Source s is drained s × 15 minutes of event time ahead of source 0, so that
+    // within the partition source 3 runs 45 minutes ahead (below source_idle_ms).
+    let mut feed = obs.clone();
+    feed.sort_by_key(|o| (o.time_ms - source_of(o) as i64 * 15 * MIN, source_of(o)));
+    let mut pipeline =
+        cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default()).expect("defaults");
+    pipeline.worker.expect_sources(vec![0, 1, 2, 3]);
+    let mut alerts = Vec::new();
+    let mut late = 0;
+    for o in &feed {
+        if pipeline.observe(o, &mut alerts) == cwmp_detect::Verdict::Late {
+            late += 1;
+        }
+    }
+    assert_eq!(late, 0, "records judged late");
+    assert_eq!(canonical(&alerts), expected);
+}
+
+/// A source that stops holds the watermark no longer than `source_idle_ms` of event
+/// time, or until the Kafka loop releases it (`source_idle`); when it delivers again
+/// it holds it again.
+#[test]
+fn a_source_that_stops_is_released() {
+    let devices = fleet(14);
+    let obs_at = |d: usize, t: i64, source: i32| {
+        let mut o = inform(&devices[d], t, &[], false);
+        o.source = Some(cwmp_detect::SourcePos {
+            topic: "raw".into(),
+            partition: source,
+            offset: t,
+        });
+        o
+    };
+    let mut worker =
+        cwmp_detect::Worker::new(cwmp_detect::DetectConfig::default()).expect("defaults");
+    worker.expect_sources(vec![0, 1]);
+    let mut out = Vec::new();
+    worker.observe(0, &obs_at(0, T0, 0), &mut out);
+    assert_eq!(
+        worker.watermark(),
+        None,
+        "source 1 has delivered nothing yet"
+    );
+    worker.source_idle(0, 1, &mut out);
+    assert_eq!(worker.watermark(), Some(T0 - 30_000));
+    worker.observe(0, &obs_at(1, T0 + MIN, 1), &mut out);
+    worker.observe(0, &obs_at(0, T0 + 10 * MIN, 0), &mut out);
+    assert_eq!(
+        worker.watermark(),
+        Some(T0 + MIN - 30_000),
+        "source 1 delivers again: it holds the watermark again"
+    );
+    // An hour of event time later, source 1 still silent: released by event time.
+    worker.observe(0, &obs_at(0, T0 + MIN + HOUR + 1, 0), &mut out);
+    assert_eq!(worker.watermark(), Some(T0 + MIN + HOUR + 1 - 30_000));
+}

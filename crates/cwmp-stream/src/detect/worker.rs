@@ -34,6 +34,18 @@ pub(super) async fn consume(
     let input_partitions = partition_count(consumer, &d.input_topic).await?;
     let aggregate_partitions = partition_count(consumer, &d.aggregates_topic).await?;
     let mut worker = Worker::new(d.rules.clone())?;
+    // Ingest interleaves the raw partitions into each events partition: wait for each
+    // of them (see Worker::expect_sources), when the raw topic can be seen.
+    match source_partitions(consumer, &config.ingest.input_topic) {
+        Some(n) => {
+            tracing::info!(topic = %config.ingest.input_topic, partitions = n, "the watermark follows each raw partition");
+            worker.expect_sources((0..n).collect());
+        }
+        None => {
+            tracing::info!(topic = %config.ingest.input_topic, "raw topic not visible: the watermark follows the raw partitions as records name them")
+        }
+    }
+    let mut sources = SourceActivity::default();
     let mut assigned: Vec<i32> = Vec::new();
     // Partitions at their end since when; idle for the watermark after partition_idle_ms.
     let mut at_end: BTreeMap<i32, (Instant, bool)> = BTreeMap::new();
@@ -55,6 +67,7 @@ pub(super) async fn consume(
         if now != assigned {
             assigned = now;
             worker.set_partitions(assigned.clone(), input_partitions);
+            sources.assigned(&assigned);
         }
         let Batch {
             messages: batch,
@@ -73,7 +86,8 @@ pub(super) async fn consume(
                 newly_idle.push(*partition);
             }
         }
-        let outputs = observe_batch(&mut worker, metrics, &batch, &newly_idle);
+        let mut outputs = observe_batch(&mut worker, metrics, &batch, &newly_idle, &mut sources);
+        sources.release_quiet(&mut worker, idle_after, &mut outputs);
         let mut deliveries = Vec::new();
         for output in outputs {
             send(
@@ -111,8 +125,10 @@ fn observe_batch(
     metrics: &DetectMetrics,
     batch: &[rdkafka::message::OwnedMessage],
     newly_idle: &[i32],
+    sources: &mut SourceActivity,
 ) -> Vec<WorkerOutput> {
     let mut outputs = Vec::new();
+    let now = Instant::now();
     for message in batch {
         let Some(payload) = message.payload() else {
             metrics.record(RecordResult::Invalid);
@@ -121,6 +137,11 @@ fn observe_batch(
         let mut buf = payload.to_vec();
         match Observation::from_json(&mut buf) {
             Ok(obs) => {
+                sources.seen(
+                    message.partition(),
+                    obs.source.as_ref().map(|s| s.partition),
+                    now,
+                );
                 let verdict = worker.observe(message.partition(), &obs, &mut outputs);
                 metrics.record(RecordResult::Judged(verdict));
                 if let (Some(t), Verdict::Accepted) = (&obs.transfer, verdict) {
@@ -137,6 +158,77 @@ fn observe_batch(
         worker.partition_idle(partition, &mut outputs);
     }
     outputs
+}
+
+/// The partition count of the raw topic, when this consumer can see it. All topics'
+/// metadata, not the one topic's: asking for a missing topic may create it.
+fn source_partitions(consumer: &crate::kafka::GroupConsumer, topic: &str) -> Option<i32> {
+    use rdkafka::consumer::Consumer;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+    let n = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())?
+        .partitions()
+        .len() as i32;
+    (n > 0).then_some(n)
+}
+
+/// When each (input partition, source) pair last delivered, in wall time: a source
+/// that has delivered nothing to a partition for `partition_idle_ms` while the
+/// partition went on delivering is released (Worker::source_idle), the way a
+/// caught-up partition is. A producer faster than real time never trips it: its
+/// sources deliver continuously.
+#[derive(Debug, Default)]
+struct SourceActivity {
+    /// (partition, source) → last record, or the assignment for one not seen yet.
+    last: BTreeMap<(i32, i32), Instant>,
+    /// Partition → its last record.
+    delivered: BTreeMap<i32, Instant>,
+    assigned_at: BTreeMap<i32, Instant>,
+}
+
+impl SourceActivity {
+    fn assigned(&mut self, partitions: &[i32]) {
+        let now = Instant::now();
+        self.assigned_at.retain(|p, _| partitions.contains(p));
+        for p in partitions {
+            self.assigned_at.entry(*p).or_insert(now);
+        }
+        self.last.retain(|(p, _), _| partitions.contains(p));
+        self.delivered.retain(|p, _| partitions.contains(p));
+    }
+
+    fn seen(&mut self, partition: i32, source: Option<i32>, now: Instant) {
+        self.last.insert((partition, source.unwrap_or(-1)), now);
+        self.delivered.insert(partition, now);
+    }
+
+    fn release_quiet(
+        &mut self,
+        worker: &mut Worker,
+        idle_after: Duration,
+        out: &mut Vec<WorkerOutput>,
+    ) {
+        let now = Instant::now();
+        for (partition, source, idle) in worker.sources() {
+            if idle {
+                continue;
+            }
+            let Some(&delivered) = self.delivered.get(&partition) else {
+                continue;
+            };
+            let last = self
+                .last
+                .get(&(partition, source))
+                .or_else(|| self.assigned_at.get(&partition))
+                .copied()
+                .unwrap_or(now);
+            if delivered > last && now.duration_since(last) >= idle_after {
+                worker.source_idle(partition, source, out);
+            }
+        }
+    }
 }
 
 /// Enqueues one worker output: an alert, a partial (keyed by scope and key), or a
