@@ -13,6 +13,8 @@ pub struct Health {
     /// Milliseconds since `start` of the last consumed message (or assignment).
     last_progress_ms: AtomicU64,
     draining: AtomicBool,
+    /// Every broker unreachable (a consumer's error callback; cleared by its statistics).
+    kafka_down: AtomicBool,
 }
 
 impl Health {
@@ -24,6 +26,7 @@ impl Health {
             lag: AtomicI64::new(0),
             last_progress_ms: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            kafka_down: AtomicBool::new(false),
         }
     }
 
@@ -45,6 +48,10 @@ impl Health {
             .store(self.now_ms(), Ordering::Relaxed);
     }
 
+    pub fn set_kafka_down(&self, down: bool) {
+        self.kafka_down.store(down, Ordering::Relaxed);
+    }
+
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
@@ -53,6 +60,9 @@ impl Health {
     pub fn readiness(&self) -> Result<(), String> {
         if self.draining.load(Ordering::Relaxed) {
             return Err("draining for shutdown".to_owned());
+        }
+        if self.kafka_down.load(Ordering::Relaxed) {
+            return Err("Kafka unreachable: every broker is down".to_owned());
         }
         let assigned = self.assigned.load(Ordering::Relaxed);
         if assigned <= 0 {
@@ -88,6 +98,13 @@ mod tests {
         assert!(h.readiness().expect_err("stalled").contains("stalled"));
         h.set_lag(0);
         assert!(h.readiness().is_ok(), "idle without lag is fine");
+        h.set_kafka_down(true);
+        assert!(h
+            .readiness()
+            .expect_err("down")
+            .contains("Kafka unreachable"));
+        h.set_kafka_down(false);
+        assert!(h.readiness().is_ok());
         h.set_draining();
         assert!(h.readiness().is_err());
     }

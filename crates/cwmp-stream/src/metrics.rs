@@ -57,7 +57,7 @@ pub(crate) fn histogram(
 
 /// Metrics of the process rather than of a service, rendered once per `/metrics`
 /// whatever runs in the process (the demo runs ingest and detect together):
-/// `cwmp_build_info` and, on Linux, the standard `process_*` collector (CPU, resident
+/// `cwmp_build_info`, `cwmp_log_suppressed_total` and, on Linux, the standard `process_*` collector (CPU, resident
 /// memory, open files, start time — restarts show as a changed start time).
 pub fn process_registry() -> &'static Registry {
     static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
@@ -73,6 +73,9 @@ pub fn process_registry() -> &'static Registry {
         .expect("valid metric");
         info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(info)).expect("unique metric");
+        registry
+            .register(Box::new(crate::kafka::quiet::limiter().counter().clone()))
+            .expect("unique metric");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(

@@ -79,7 +79,7 @@ pub async fn run(
         match first {
             Ok(m) => batch.push(m.detach()),
             Err(err) => {
-                tracing::warn!(%err, "consumer error");
+                crate::kafka::consumer_error(&err);
                 continue;
             }
         }
@@ -89,7 +89,7 @@ pub async fn run(
         while batch.len() < config.ingest.batch_max_messages {
             match tokio::time::timeout_at(deadline, crate::kafka::recv(&consumer)).await {
                 Ok(Ok(m)) => batch.push(m.detach()),
-                Ok(Err(err)) => tracing::warn!(%err, "consumer error"),
+                Ok(Err(err)) => crate::kafka::consumer_error(&err),
                 Err(_) => break,
             }
         }

@@ -33,6 +33,7 @@ pub fn group_consumer(
         metrics,
         health: health.clone(),
         rebalanced: AtomicBool::new(false),
+        outage: Default::default(),
     };
     let consumer: GroupConsumer = consumer_config(kafka, group_id, ours)
         .create_with_context(context)
@@ -86,7 +87,7 @@ pub async fn recv_batch<C: ConsumerContext + 'static>(
         match result {
             Ok(message) => batch.messages.push(message.detach()),
             Err(KafkaError::PartitionEOF(partition)) => batch.eof.push(partition),
-            Err(err) => tracing::warn!(%err, "consumer error"),
+            Err(err) => consumer_error(&err),
         }
         if batch.messages.len() >= max {
             break;
@@ -94,6 +95,17 @@ pub async fn recv_batch<C: ConsumerContext + 'static>(
         next = consumer.recv().now_or_never();
     }
     batch
+}
+
+/// A consumer error from the poll loop (librdkafka retries it), at a bounded rate.
+pub fn consumer_error(err: &KafkaError) {
+    let code = err
+        .rdkafka_error_code()
+        .map_or_else(|| "none".to_owned(), |c| format!("{c:?}"));
+    super::quiet::limited(
+        &format!("consumer:{code}"),
+        |suppressed| tracing::warn!(%err, suppressed, "consumer error"),
+    );
 }
 
 /// The partitions of `topic` assigned to this consumer now, in order.

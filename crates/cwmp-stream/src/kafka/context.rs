@@ -1,6 +1,8 @@
-//! Client contexts: librdkafka's logs become `tracing` events, its statistics
-//! become lag and queue-depth metrics (and `/readyz` input), and rebalances are
-//! counted, logged and followed by a commit of what is stored.
+//! Client contexts: librdkafka's logs become `tracing` events (repeats at a
+//! bounded rate, see [`super::quiet`]), its statistics become lag and queue-depth
+//! metrics (and `/readyz` input), client errors are counted and an outage of every
+//! broker is followed to its end, and rebalances are counted, logged and followed by
+//! a commit of what is stored.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,20 +14,81 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 
+use super::quiet::{limited, Outage};
 use crate::health::Health;
 use crate::metrics::{counter_vec, gauge};
 
 fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
-    match level {
+    if matches!(level, RDKafkaLogLevel::Debug) {
+        tracing::debug!(target: "librdkafka", fac, "{message}");
+        return;
+    }
+    limited(&format!("log:{fac}"), |suppressed| match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert
         | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{message}"),
-        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-            tracing::info!(target: "librdkafka", fac, "{message}")
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", fac, suppressed, "{message}")
         }
-        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(target: "librdkafka", fac, suppressed, "{message}")
+        }
+        _ => tracing::info!(target: "librdkafka", fac, suppressed, "{message}"),
+    });
+}
+
+/// A client error, logged at a bounded rate per error code.
+fn log_error(error: &KafkaError, reason: &str) {
+    let code = error
+        .rdkafka_error_code()
+        .map_or_else(|| "none".to_owned(), |c| format!("{c:?}"));
+    limited(
+        &format!("error:{code}"),
+        |suppressed| tracing::warn!(target: "librdkafka", %error, suppressed, "{reason}"),
+    );
+}
+
+/// The `kind` label of `…_client_errors_total`: a bounded set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientErrorKind {
+    AllBrokersDown,
+    Transport,
+    Authentication,
+    TimedOut,
+    Other,
+}
+
+impl ClientErrorKind {
+    pub const ALL: [ClientErrorKind; 5] = [
+        ClientErrorKind::AllBrokersDown,
+        ClientErrorKind::Transport,
+        ClientErrorKind::Authentication,
+        ClientErrorKind::TimedOut,
+        ClientErrorKind::Other,
+    ];
+
+    pub fn of(error: &KafkaError) -> ClientErrorKind {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => ClientErrorKind::AllBrokersDown,
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => ClientErrorKind::Transport,
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => {
+                ClientErrorKind::Authentication
+            }
+            Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
+                ClientErrorKind::TimedOut
+            }
+            _ => ClientErrorKind::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientErrorKind::AllBrokersDown => "all_brokers_down",
+            ClientErrorKind::Transport => "transport",
+            ClientErrorKind::Authentication => "authentication",
+            ClientErrorKind::TimedOut => "timed_out",
+            ClientErrorKind::Other => "other",
+        }
     }
 }
 
@@ -59,6 +122,7 @@ impl RebalanceKind {
 #[derive(Debug, Clone)]
 pub struct ConsumerMetrics {
     rebalances: IntCounterVec,
+    client_errors: IntCounterVec,
     pub consumer_lag: IntGauge,
     pub assigned_partitions: IntGauge,
 }
@@ -74,6 +138,13 @@ impl ConsumerMetrics {
                 "Consumer group rebalances by kind.",
                 "kind",
                 &kinds,
+            ),
+            client_errors: counter_vec(
+                registry,
+                &format!("{prefix}_client_errors_total"),
+                "Errors librdkafka reported to the consumer, by kind (all_brokers_down while Kafka is unreachable).",
+                "kind",
+                &ClientErrorKind::ALL.map(ClientErrorKind::as_str),
             ),
             consumer_lag: gauge(
                 registry,
@@ -93,6 +164,16 @@ impl ConsumerMetrics {
         self.rebalances.with_label_values(&[kind.as_str()]).inc();
     }
 
+    /// Counts one client error.
+    pub fn client_error(&self, kind: ClientErrorKind) {
+        self.client_errors.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// How many client errors of `kind` were counted.
+    pub fn client_errors(&self, kind: ClientErrorKind) -> u64 {
+        self.client_errors.with_label_values(&[kind.as_str()]).get()
+    }
+
     /// How many rebalances of `kind` were counted.
     pub fn rebalances(&self, kind: RebalanceKind) -> u64 {
         self.rebalances.with_label_values(&[kind.as_str()]).get()
@@ -107,6 +188,8 @@ pub struct GroupConsumerContext {
     pub health: Arc<Health>,
     /// Set on every rebalance; the exactly-once loop drops an uncommitted batch then.
     pub rebalanced: AtomicBool,
+    /// Whether every broker is unreachable, and since when.
+    pub outage: Outage,
 }
 
 impl ClientContext for GroupConsumerContext {
@@ -115,10 +198,22 @@ impl ClientContext for GroupConsumerContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "librdkafka", %error, "{reason}");
+        let kind = ClientErrorKind::of(&error);
+        self.metrics.client_error(kind);
+        if kind == ClientErrorKind::AllBrokersDown && self.outage.down() {
+            self.health.set_kafka_down(true);
+            tracing::error!(%error, "Kafka unreachable: every broker is down; retrying (repeats are logged at most once per 10 s)");
+        }
+        log_error(&error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
+        if statistics.brokers.values().any(|b| b.state == "UP") {
+            if let Some(lasted) = self.outage.up() {
+                self.health.set_kafka_down(false);
+                tracing::info!(seconds = lasted.as_secs(), "Kafka reachable again");
+            }
+        }
         let lag: i64 = statistics
             .topics
             .values()
@@ -178,7 +273,7 @@ impl ClientContext for ProducerStatsContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "librdkafka", %error, "{reason}");
+        log_error(&error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {

@@ -7,6 +7,7 @@
 //!   rebalances into `tracing` events, metrics and health.
 //! - [`consume`]: group consumers, bounded waits for messages and batches, the
 //!   assignment, storing and committing offsets.
+//! - [`quiet`]: repeated client errors at a bounded rate, and broker outages.
 //! - [`produce`]: producers, backpressured enqueue, delivery reports, and how an
 //!   input position is written in messages.
 
@@ -14,11 +15,14 @@ pub mod consume;
 pub mod context;
 pub mod produce;
 pub mod properties;
+pub mod quiet;
 
 pub use consume::{
-    assigned, commit_stored, group_consumer, partition_count, recv, recv_batch, store_offset,
-    store_offsets, Batch, GroupConsumer,
+    assigned, commit_stored, consumer_error, group_consumer, partition_count, recv, recv_batch,
+    store_offset, store_offsets, Batch, GroupConsumer,
 };
-pub use context::{ConsumerMetrics, GroupConsumerContext, ProducerStatsContext, RebalanceKind};
+pub use context::{
+    ClientErrorKind, ConsumerMetrics, GroupConsumerContext, ProducerStatsContext, RebalanceKind,
+};
 pub use produce::{delivered, enqueue, stats_producer, Position, StatsProducer, Undelivered};
 pub use properties::{consumer_config, producer_config};

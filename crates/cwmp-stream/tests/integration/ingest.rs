@@ -86,6 +86,7 @@ struct Running {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     metrics: IngestMetrics,
+    health: Arc<Health>,
 }
 
 fn start(config: Config) -> Running {
@@ -93,11 +94,13 @@ fn start(config: Config) -> Running {
     let metrics = IngestMetrics::new();
     let health = Arc::new(Health::new(Duration::from_secs(60)));
     let m = metrics.clone();
-    let task = tokio::spawn(async move { ingest::run(&config, m, health, rx).await });
+    let h = health.clone();
+    let task = tokio::spawn(async move { ingest::run(&config, m, h, rx).await });
     Running {
         stop,
         task,
         metrics,
+        health,
     }
 }
 
@@ -434,6 +437,91 @@ async fn a_broker_down_and_back_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     mock.broker_up(2).expect("broker up");
     positions.extend(produce(&broker, &topics.raw, 4, &inputs[half..]).await);
+    let (n_records, n_dlq) = count_wants(&wants);
+    let records = read_topic(
+        &broker,
+        &topics.events,
+        n_records,
+        false,
+        Duration::from_secs(90),
+    );
+    let dlq = read_topic(&broker, &topics.dlq, n_dlq, false, Duration::from_secs(30));
+    running.stop().await;
+    assert_accounted(&positions, &wants, &records, &dlq, false);
+}
+
+/// Every broker down for a while: `/readyz` says Kafka is unreachable and the
+/// consumer counts the outage; the repeated errors are suppressed (counted in
+/// `cwmp_log_suppressed_total`, at most a line per kind per 10 s); when the brokers
+/// are back, readiness returns and nothing was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broker_down_is_visible_but_quiet_and_loses_nothing() {
+    use cwmp_stream::kafka::ClientErrorKind;
+    let broker = Broker::start();
+    let Some(mock) = broker.mock() else {
+        return;
+    };
+    let topics = broker.topics("all-down", 2).await;
+    let (inputs, wants) = mixed_inputs(2);
+    let half = inputs.len() / 2;
+    let mut positions = produce(&broker, &topics.raw, 2, &inputs[..half]).await;
+    let running = start(broker.config(&topics));
+    let (first_records, _) = count_wants(&wants[..half]);
+    wait_for(
+        &broker,
+        &topics.events,
+        first_records / 2,
+        false,
+        Duration::from_secs(30),
+    );
+    let suppressed_before = cwmp_stream::kafka::quiet::limiter().suppressed();
+    for id in 1..=3 {
+        mock.broker_down(id).expect("broker down");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let down = running
+            .health
+            .readiness()
+            .err()
+            .is_some_and(|why| why.contains("Kafka unreachable"));
+        let counted = running
+            .metrics
+            .consumer
+            .client_errors(ClientErrorKind::AllBrokersDown)
+            > 0;
+        if down && counted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outage shows in /readyz and the metric"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Let librdkafka repeat itself for a while.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        cwmp_stream::kafka::quiet::limiter().suppressed() > suppressed_before,
+        "repeats were suppressed"
+    );
+    for id in 1..=3 {
+        mock.broker_up(id).expect("broker up");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while running
+        .health
+        .readiness()
+        .err()
+        .is_some_and(|why| why.contains("Kafka unreachable"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readiness returns when a broker is up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    positions.extend(produce(&broker, &topics.raw, 2, &inputs[half..]).await);
     let (n_records, n_dlq) = count_wants(&wants);
     let records = read_topic(
         &broker,
