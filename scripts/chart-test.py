@@ -166,6 +166,9 @@ def scenario_assertions(objects, name, config_text):
         reachable(config_text)
         args = {n: d["spec"]["template"]["spec"]["containers"][0]["args"] for n, d in deployments.items()}
         check(args.get("demo-cwmp-stream-detect-worker", [])[-2:] == ["--stage", "worker"], f"default: worker stage {args}")
+        for n, d in deployments.items():
+            env = {e["name"] for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+            check("CWMP__KAFKA__GROUP_INSTANCE_ID" not in env, f"default: {n}: a Deployment's pod names are not stable, so no static membership")
         check(args.get("demo-cwmp-stream-detect-fleet", [])[-2:] == ["--stage", "fleet"], f"default: fleet stage {args}")
     if name == "full":
         for kind in ("ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "PodDisruptionBudget",
@@ -254,6 +257,8 @@ def scenario_assertions(objects, name, config_text):
         check('delivery = "exactly-once"' in config_text, "exactly-once: delivery in the config")
         env = deployments["demo-cwmp-stream-ingest"]["spec"]["template"]["spec"]["containers"][0]["env"]
         check(any(e["name"] == "CWMP__INGEST__TRANSACTIONAL_ID" for e in env), "exactly-once: a transactional id per pod")
+        check(any(e["name"] == "CWMP__KAFKA__GROUP_INSTANCE_ID" and e.get("value") == "$(POD_NAME)" for e in env),
+              "exactly-once: the StatefulSet's pods are static group members")
     if name == "tls":
         mounts = {}
         for n, d in deployments.items():
@@ -290,7 +295,7 @@ def reachable(config_text):
     defaults = tomllib.loads(subprocess.run([BINARY, "check-config", "/dev/null"], capture_output=True,
                                             text=True, check=True).stdout)
     rendered = tomllib.loads(config_text)
-    chart_owned = {"kafka.brokers", "ingest.group_id", "detect.group_id", "detect.fleet_group_id", "log.format",
+    chart_owned = {"kafka.brokers", "kafka.group_instance_id", "ingest.group_id", "detect.group_id", "detect.fleet_group_id", "log.format",
                    "detect.stage", "ingest.transactional_id"}
 
     def walk(d, r, path):

@@ -34,6 +34,11 @@ pub struct Config {
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
     pub brokers: String,
+    /// `group.instance.id` of every group consumer (static membership): a stable
+    /// identity per instance (a StatefulSet pod's name) lets a restarted instance
+    /// take its partitions back at once instead of after the dead one's session
+    /// timeout. Empty: dynamic membership. Must be unique within each group.
+    pub group_instance_id: String,
     /// librdkafka properties for every client (TLS, SASL, client.id …).
     #[serde(deserialize_with = "properties")]
     pub client: BTreeMap<String, String>,
@@ -49,6 +54,7 @@ impl Default for KafkaConfig {
     fn default() -> Self {
         KafkaConfig {
             brokers: "localhost:9092".to_owned(),
+            group_instance_id: String::new(),
             client: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),

@@ -35,7 +35,15 @@ pub fn group_consumer(
         rebalanced: AtomicBool::new(false),
         outage: Default::default(),
     };
-    let consumer: GroupConsumer = consumer_config(kafka, group_id, ours)
+    let mut config = consumer_config(
+        kafka,
+        group_id,
+        &[super::properties::GROUP_MEMBERSHIP, ours].concat(),
+    );
+    if !kafka.group_instance_id.is_empty() {
+        config.set("group.instance.id", &kafka.group_instance_id);
+    }
+    let consumer: GroupConsumer = config
         .create_with_context(context)
         .context("creating the Kafka consumer")?;
     consumer

@@ -33,6 +33,14 @@ pub const TRANSACTIONAL_CONSUMER: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
 ];
 
+/// How the services' group consumers share partitions.
+pub const GROUP_MEMBERSHIP: &[(&str, &str)] = &[
+    // Incremental (cooperative) rebalancing: a member joining or leaving moves only
+    // the partitions that change owner; the others keep being consumed, with their
+    // in-memory state (sessions, detector clocks), instead of all stopping.
+    ("partition.assignment.strategy", "cooperative-sticky"),
+];
+
 /// The detect worker's watermark waits only for partitions that have a backlog: it
 /// needs end-of-partition events (`true`); other consumers turn them off.
 pub const PARTITION_EOF: &str = "enable.partition.eof";

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cwmp_stream::config::{Config, Delivery};
 use cwmp_stream::health::Health;
@@ -401,7 +401,7 @@ fn the_mock_cluster_shows_aborted_records() {
     reader.subscribe(&["aborted"]).expect("subscribe");
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while seen.len() < 2 && std::time::Instant::now() < deadline {
+    while seen.len() < 2 && Instant::now() < deadline {
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
             seen.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
         }
@@ -478,7 +478,7 @@ async fn every_broker_down_is_visible_but_quiet_and_loses_nothing() {
     for id in 1..=3 {
         mock.broker_down(id).expect("broker down");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let down = running
             .health
@@ -494,7 +494,7 @@ async fn every_broker_down_is_visible_but_quiet_and_loses_nothing() {
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the outage shows in /readyz and the metric"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -508,7 +508,7 @@ async fn every_broker_down_is_visible_but_quiet_and_loses_nothing() {
     for id in 1..=3 {
         mock.broker_up(id).expect("broker up");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while running
         .health
         .readiness()
@@ -516,7 +516,7 @@ async fn every_broker_down_is_visible_but_quiet_and_loses_nothing() {
         .is_some_and(|why| why.contains("Kafka unreachable"))
     {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "readiness returns when a broker is up"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -553,8 +553,23 @@ async fn two_instances_share_partitions_through_a_rebalance() {
         Duration::from_secs(30),
     );
     // A second instance joins the group: partitions move while messages flow.
+    // Cooperative rebalancing moves them in two rounds: wait for the second
+    // instance's share before the last third.
     let second = start(config);
-    positions.extend(produce(&broker, &topics.raw, 6, &inputs[third..]).await);
+    positions.extend(produce(&broker, &topics.raw, 6, &inputs[third..2 * third]).await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while second.metrics.consumer.assigned_partitions.get() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the second instance got partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        first.metrics.consumer.assigned_partitions.get() > 0,
+        "cooperative: the first instance kept some of its partitions"
+    );
+    positions.extend(produce(&broker, &topics.raw, 6, &inputs[2 * third..]).await);
     let (n_records, n_dlq) = count_wants(&wants);
     let records = read_topic(
         &broker,
