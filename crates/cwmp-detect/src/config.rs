@@ -117,7 +117,7 @@ impl Default for DetectConfig {
         let storm = StormConfig::default();
         DetectConfig {
             allowed_lateness_ms: 30_000,
-            source_idle_ms: 3_600_000,
+            source_idle_ms: 6 * 3_600_000,
             window_ms: 300_000,
             slide_ms: 60_000,
             baseline_half_life_ms: 3_600_000,

@@ -78,6 +78,17 @@ impl Ring {
         &self.times
     }
 
+    fn contains(&self, t: u32) -> bool {
+        self.times.binary_search(&t).is_ok()
+    }
+
+    /// Removes one occurrence of `t`.
+    fn remove(&mut self, t: u32) {
+        if let Ok(at) = self.times.binary_search(&t) {
+            self.times.remove(at);
+        }
+    }
+
     /// Times in `[now - span, now]`, oldest first.
     fn window(&self, now: u32, span: u32) -> &[u32] {
         let s = self.slice();
@@ -136,6 +147,10 @@ pub enum DeviceVerdict {
 pub(crate) struct DeviceTable {
     devices: FxHashMap<u64, DeviceState>,
     boots: FxHashMap<u64, Ring>,
+    /// Boots of retried sessions counted because no boot came before them within
+    /// the retry horizon (yet): a boot arriving later but earlier in event time makes
+    /// them repeats of it. Only devices with such boots have an entry.
+    retried: FxHashMap<u64, Vec<u32>>,
     wakes: FxHashMap<u64, Ring>,
     open: FxHashMap<(u64, AlertKind), OpenDevice>,
     pending: BinaryHeap<Reverse<PendingEvent>>,
@@ -168,6 +183,12 @@ impl DeviceTable {
         table(&self.devices)
             + table(&self.boots)
             + times(&self.boots)
+            + table(&self.retried)
+            + self
+                .retried
+                .values()
+                .map(|v| v.capacity() * std::mem::size_of::<u32>())
+                .sum::<usize>()
             + table(&self.wakes)
             + times(&self.wakes)
             + table(&self.open)
@@ -194,14 +215,35 @@ impl DeviceTable {
         state.last_seen = state.last_seen.max(now);
 
         // A retried session (RetryCount > 0) repeats the events of the attempt
-        // that failed: its boot is the same boot, unless none was seen lately.
+        // that failed: its boot is the same boot, unless none came within the
+        // horizon before it. Sessions of one device travel on different raw
+        // partitions, so the retry may arrive before the attempt it repeats: then
+        // the attempt, arriving, takes its place — the boots are those of an
+        // arrival in event-time order.
+        let horizon = (RETRY_HORIZON_MS / 1000) as u32;
         let repeated_boot = obs.retry
             && self
                 .boots
                 .get(&key)
-                .is_some_and(|r| !r.window(now, (RETRY_HORIZON_MS / 1000) as u32).is_empty());
+                .is_some_and(|r| !r.window(now, horizon).is_empty());
         if obs.kinds.local_boot() && !repeated_boot {
-            self.boots.entry(key).or_default().insert(now);
+            let ring = self.boots.entry(key).or_default();
+            if let Some(marked) = self.retried.get_mut(&key) {
+                marked.retain(|&r| {
+                    let repeats_this = r >= now && r - now <= horizon;
+                    if repeats_this {
+                        ring.remove(r);
+                    }
+                    !repeats_this
+                });
+                if marked.is_empty() {
+                    self.retried.remove(&key);
+                }
+            }
+            ring.insert(now);
+            if obs.retry {
+                self.retried.entry(key).or_default().push(now);
+            }
             self.pending.push(Reverse(PendingEvent {
                 time_ms: obs.time_ms,
                 device_id: obs.device_id.clone(),
@@ -313,6 +355,12 @@ impl DeviceTable {
                 self.resolve(config, (key, event.kind), at, out);
             }
         }
+        if event.kind == AlertKind::RebootLoop
+            && !self.boots.get(&key).is_some_and(|r| r.contains(now))
+        {
+            // A retried boot found to repeat an earlier one: no boot of its own.
+            return;
+        }
         let (ring, span, need, threshold, detail) = match event.kind {
             AlertKind::RebootLoop => {
                 let c = &config.reboot_loop;
@@ -419,6 +467,12 @@ impl DeviceTable {
         self.devices
             .retain(|_, d| now.saturating_sub(d.last_seen) <= ttl);
         let wake_span = (HOUR_MS / 1000) as u32;
+        // A boot arriving from now on is not older than the watermark, so it cannot
+        // make an earlier retried boot a repeat.
+        self.retried.retain(|_, marked| {
+            marked.retain(|&r| r >= now);
+            !marked.is_empty()
+        });
         self.boots.retain(|k, r| {
             r.prune(now, loop_span);
             open.contains_key(&(*k, AlertKind::RebootLoop))

@@ -258,7 +258,70 @@ fn a_source_that_stops_is_released() {
         Some(T0 + MIN - 30_000),
         "source 1 delivers again: it holds the watermark again"
     );
-    // An hour of event time later, source 1 still silent: released by event time.
-    worker.observe(0, &obs_at(0, T0 + MIN + HOUR + 1, 0), &mut out);
-    assert_eq!(worker.watermark(), Some(T0 + MIN + HOUR + 1 - 30_000));
+    // source_idle_ms of event time later, source 1 still silent: released.
+    let idle = cwmp_detect::DetectConfig::default().source_idle_ms;
+    worker.observe(0, &obs_at(0, T0 + MIN + idle + 1, 0), &mut out);
+    assert_eq!(worker.watermark(), Some(T0 + MIN + idle + 1 - 30_000));
+}
+
+/// A device's retried sessions travel on other raw partitions than the attempt they
+/// retry, so a retry (`retry_count > 0`, the same boot again) can arrive before the
+/// attempt. Its boot is still the attempt's: no reboot loop from one boot and its
+/// two retries, whatever the arrival order.
+#[test]
+fn a_retry_arriving_before_the_attempt_it_repeats_is_the_same_boot() {
+    let devices = fleet(15);
+    let d = &devices[0];
+    let at = |t: i64, retry: bool, source: i32| {
+        let mut o = inform(d, t, &[Kinds::BOOT], retry);
+        o.source = Some(cwmp_detect::SourcePos {
+            topic: "raw".into(),
+            partition: source,
+            offset: t,
+        });
+        o
+    };
+    let boot = at(T0, false, 2);
+    let retry1 = at(T0 + 5 * MIN, true, 1);
+    let retry2 = at(T0 + 12 * MIN, true, 0);
+    let flush: Vec<Observation> = (0..3)
+        .map(|s| {
+            let mut o = inform(&devices[1], T0 + 3 * HOUR, &[], false);
+            o.source = Some(cwmp_detect::SourcePos {
+                topic: "raw".into(),
+                partition: s,
+                offset: 1_000 + s as i64,
+            });
+            o
+        })
+        .collect();
+    let alerts = |order: &[&Observation]| {
+        let mut worker =
+            cwmp_detect::Worker::new(cwmp_detect::DetectConfig::default()).expect("defaults");
+        worker.expect_sources(vec![0, 1, 2]);
+        let mut out = Vec::new();
+        for o in order.iter().copied().chain(flush.iter()) {
+            assert_eq!(
+                worker.observe(0, o, &mut out),
+                cwmp_detect::Verdict::Accepted
+            );
+        }
+        let alerts: Vec<Alert> = out
+            .into_iter()
+            .filter_map(|o| match o {
+                cwmp_detect::WorkerOutput::Alert(a) => Some(a),
+                cwmp_detect::WorkerOutput::Aggregate(_) => None,
+            })
+            .collect();
+        canonical(&alerts)
+    };
+    let in_order = alerts(&[&boot, &retry1, &retry2]);
+    assert!(in_order.is_empty(), "{in_order:#?}");
+    for order in [
+        [&retry2, &retry1, &boot],
+        [&retry1, &boot, &retry2],
+        [&retry2, &boot, &retry1],
+    ] {
+        assert_eq!(alerts(&order), in_order);
+    }
 }

@@ -413,16 +413,19 @@ fn the_mock_cluster_shows_aborted_records() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_down_and_back_loses_nothing() {
+type Mock = rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+
+/// Half the input, then `outage` on the mock cluster while ingest runs (mid-stream),
+/// then the rest: every input accounted for. Mock cluster only.
+async fn around_an_outage(test: &str, partitions: i32, outage: impl AsyncFnOnce(&Running, &Mock)) {
     let broker = Broker::start();
     let Some(mock) = broker.mock() else {
         return;
     };
-    let topics = broker.topics("broker-down", 4).await;
-    let (inputs, wants) = mixed_inputs(4);
+    let topics = broker.topics(test, partitions).await;
+    let (inputs, wants) = mixed_inputs(partitions as usize);
     let half = inputs.len() / 2;
-    let mut positions = produce(&broker, &topics.raw, 4, &inputs[..half]).await;
+    let mut positions = produce(&broker, &topics.raw, partitions, &inputs[..half]).await;
     let running = start(broker.config(&topics));
     let (first_records, _) = count_wants(&wants[..half]);
     wait_for(
@@ -432,11 +435,8 @@ async fn a_broker_down_and_back_loses_nothing() {
         false,
         Duration::from_secs(30),
     );
-    // Take a broker down mid-stream: its partitions (input and output) are unavailable.
-    mock.broker_down(2).expect("broker down");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    mock.broker_up(2).expect("broker up");
-    positions.extend(produce(&broker, &topics.raw, 4, &inputs[half..]).await);
+    outage(&running, mock).await;
+    positions.extend(produce(&broker, &topics.raw, partitions, &inputs[half..]).await);
     let (n_records, n_dlq) = count_wants(&wants);
     let records = read_topic(
         &broker,
@@ -450,6 +450,26 @@ async fn a_broker_down_and_back_loses_nothing() {
     assert_accounted(&positions, &wants, &records, &dlq, false);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_and_back_loses_nothing() {
+    around_an_outage("broker-down", 4, async |_, mock| {
+        // Its partitions (input and output) are unavailable for a while.
+        mock.broker_down(2).expect("broker down");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        mock.broker_up(2).expect("broker up");
+    })
+    .await;
+}
+
+/// Waits (at most a minute) until `condition` holds.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Every broker down for a while: `/readyz` says Kafka is unreachable and the
 /// consumer counts the outage; the repeated errors are suppressed (counted in
 /// `cwmp_log_suppressed_total`, at most a line per kind per 10 s); when the brokers
@@ -457,82 +477,39 @@ async fn a_broker_down_and_back_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broker_down_is_visible_but_quiet_and_loses_nothing() {
     use cwmp_stream::kafka::ClientErrorKind;
-    let broker = Broker::start();
-    let Some(mock) = broker.mock() else {
-        return;
-    };
-    let topics = broker.topics("all-down", 2).await;
-    let (inputs, wants) = mixed_inputs(2);
-    let half = inputs.len() / 2;
-    let mut positions = produce(&broker, &topics.raw, 2, &inputs[..half]).await;
-    let running = start(broker.config(&topics));
-    let (first_records, _) = count_wants(&wants[..half]);
-    wait_for(
-        &broker,
-        &topics.events,
-        first_records / 2,
-        false,
-        Duration::from_secs(30),
-    );
-    let suppressed_before = cwmp_stream::kafka::quiet::limiter().suppressed();
-    for id in 1..=3 {
-        mock.broker_down(id).expect("broker down");
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let down = running
-            .health
-            .readiness()
-            .err()
-            .is_some_and(|why| why.contains("Kafka unreachable"));
-        let counted = running
-            .metrics
-            .consumer
-            .client_errors(ClientErrorKind::AllBrokersDown)
-            > 0;
-        if down && counted {
-            break;
+    around_an_outage("all-down", 2, async |running, mock| {
+        let unreachable = || {
+            running
+                .health
+                .readiness()
+                .err()
+                .is_some_and(|why| why.contains("Kafka unreachable"))
+        };
+        let suppressed_before = cwmp_stream::kafka::quiet::limiter().suppressed();
+        for id in 1..=3 {
+            mock.broker_down(id).expect("broker down");
         }
+        eventually("the outage shows in /readyz and the metric", || {
+            unreachable()
+                && running
+                    .metrics
+                    .consumer
+                    .client_errors(ClientErrorKind::AllBrokersDown)
+                    > 0
+        })
+        .await;
+        // Let librdkafka repeat itself for a while.
+        tokio::time::sleep(Duration::from_secs(4)).await;
         assert!(
-            Instant::now() < deadline,
-            "the outage shows in /readyz and the metric"
+            cwmp_stream::kafka::quiet::limiter().suppressed() > suppressed_before,
+            "repeats were suppressed"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // Let librdkafka repeat itself for a while.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(
-        cwmp_stream::kafka::quiet::limiter().suppressed() > suppressed_before,
-        "repeats were suppressed"
-    );
-    for id in 1..=3 {
-        mock.broker_up(id).expect("broker up");
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while running
-        .health
-        .readiness()
-        .err()
-        .is_some_and(|why| why.contains("Kafka unreachable"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "readiness returns when a broker is up"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    positions.extend(produce(&broker, &topics.raw, 2, &inputs[half..]).await);
-    let (n_records, n_dlq) = count_wants(&wants);
-    let records = read_topic(
-        &broker,
-        &topics.events,
-        n_records,
-        false,
-        Duration::from_secs(90),
-    );
-    let dlq = read_topic(&broker, &topics.dlq, n_dlq, false, Duration::from_secs(30));
-    running.stop().await;
-    assert_accounted(&positions, &wants, &records, &dlq, false);
+        for id in 1..=3 {
+            mock.broker_up(id).expect("broker up");
+        }
+        eventually("readiness returns when a broker is up", || !unreachable()).await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
