@@ -101,6 +101,11 @@ fn device_alerts_of_two_partitions(feed: &[(i32, Observation)]) -> Vec<String> {
     for partition in [0, 1] {
         worker.partition_idle(partition, &mut out);
     }
+    device_alerts(out)
+}
+
+/// The device alerts among a worker's outputs, canonical.
+fn device_alerts(out: Vec<cwmp_detect::WorkerOutput>) -> Vec<String> {
     let alerts: Vec<Alert> = out
         .into_iter()
         .filter_map(|o| match o {
@@ -306,14 +311,7 @@ fn a_retry_arriving_before_the_attempt_it_repeats_is_the_same_boot() {
                 cwmp_detect::Verdict::Accepted
             );
         }
-        let alerts: Vec<Alert> = out
-            .into_iter()
-            .filter_map(|o| match o {
-                cwmp_detect::WorkerOutput::Alert(a) => Some(a),
-                cwmp_detect::WorkerOutput::Aggregate(_) => None,
-            })
-            .collect();
-        canonical(&alerts)
+        device_alerts(out)
     };
     let in_order = alerts(&[&boot, &retry1, &retry2]);
     assert!(in_order.is_empty(), "{in_order:#?}");
