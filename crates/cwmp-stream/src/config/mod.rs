@@ -348,27 +348,18 @@ impl Config {
                 }
             }
         };
-        section(
-            "kafka",
-            figment.extract_inner("kafka").map(|v| config.kafka = v),
-        );
-        section(
-            "ingest",
-            figment.extract_inner("ingest").map(|v| config.ingest = v),
-        );
-        section(
-            "detect",
-            figment.extract_inner("detect").map(|v| config.detect = v),
-        );
-        section(
-            "limits",
-            figment.extract_inner("limits").map(|v| config.limits = v),
-        );
-        section(
-            "metrics",
-            figment.extract_inner("metrics").map(|v| config.metrics = v),
-        );
-        section("log", figment.extract_inner("log").map(|v| config.log = v));
+        // Each top-level table into its field of `config`.
+        macro_rules! sections {
+            ($($name:ident),*) => {$(
+                section(
+                    stringify!($name),
+                    figment
+                        .extract_inner(stringify!($name))
+                        .map(|v| config.$name = v),
+                );
+            )*};
+        }
+        sections!(kafka, ingest, detect, limits, metrics, log);
         // Top-level keys the sections do not cover.
         if let Err(errors) = figment.extract::<Config>() {
             for e in errors {
