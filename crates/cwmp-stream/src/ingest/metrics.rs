@@ -259,10 +259,11 @@ impl IngestMetrics {
                 self.skipped.with_label_values(&[rpc]).inc();
                 MessageResult::Skipped
             }
-            // Every transfer is attributed (or dead-lettered) before it is counted.
-            Outcome::Transfer(t) => {
-                self.skipped.with_label_values(&[t.transfer.rpc()]).inc();
-                MessageResult::Skipped
+            // Not reached: produce_outcome dead-letters a transfer that missed
+            // attribution before anything is counted; counted as that dead letter.
+            Outcome::Transfer(_) => {
+                self.errors.with_label_values(&["unattributed"]).inc();
+                MessageResult::Dlq
             }
         };
         self.messages.with_label_values(&[result.as_str()]).inc();

@@ -101,6 +101,17 @@ pub(crate) async fn produce_outcome(
             }
         }
     }
+    if let Outcome::Transfer(t) = &processed.outcome {
+        // Every batch is attributed before it is produced (SessionTable::attribute);
+        // a transfer that still missed it must not vanish as a skip.
+        processed.outcome = Outcome::Dlq {
+            kind: "unattributed",
+            message: format!(
+                "{} reached the output without being attributed to a device",
+                t.transfer.rpc()
+            ),
+        };
+    }
     match &processed.outcome {
         Outcome::Dlq { kind, message } => {
             let delivery = enqueue(
