@@ -10,6 +10,19 @@ use crate::{cpe_time_ms, device_id, BootCause, EventKind};
 /// The record schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Decodes one record of either type with simd-json (in place: the buffer is
+/// modified, strings without escapes borrow from it) and refuses another schema.
+pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(
+    buf: &'a mut [u8],
+    schema: impl Fn(&T) -> u32,
+) -> Result<T, RecordError> {
+    let record: T = simd_json::serde::from_slice(buf).map_err(RecordError::Decode)?;
+    match schema(&record) {
+        SCHEMA_VERSION => Ok(record),
+        other => Err(RecordError::Schema(other)),
+    }
+}
+
 /// One Inform as a normalized, device-keyed record. Fields serialize in this order.
 ///
 /// Strings borrow from the extracted Inform (and so from the raw message) where they
@@ -315,12 +328,7 @@ impl<'a> EventRecord<'a> {
     /// Decodes a record with simd-json. simd-json parses in place, so the buffer is
     /// modified; strings without escapes borrow from it.
     pub fn from_json(buf: &'a mut [u8]) -> Result<Self, RecordError> {
-        let record: EventRecord<'a> =
-            simd_json::serde::from_slice(buf).map_err(RecordError::Decode)?;
-        if record.schema != SCHEMA_VERSION {
-            return Err(RecordError::Schema(record.schema));
-        }
-        Ok(record)
+        decode(buf, |r: &EventRecord| r.schema)
     }
 
     /// Copies every borrowed string, so that the record outlives its buffer.

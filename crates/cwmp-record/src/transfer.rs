@@ -274,12 +274,7 @@ impl<'a> TransferRecord<'a> {
 
     /// Decodes a record (simd-json parses in place, so the buffer is modified).
     pub fn from_json(buf: &'a mut [u8]) -> Result<Self, RecordError> {
-        let record: TransferRecord<'a> =
-            simd_json::serde::from_slice(buf).map_err(RecordError::Decode)?;
-        if record.schema != SCHEMA_VERSION {
-            return Err(RecordError::Schema(record.schema));
-        }
-        Ok(record)
+        crate::record::decode(buf, |r: &TransferRecord| r.schema)
     }
 }
 
@@ -291,9 +286,11 @@ pub const RPC_HEADER: &str = "cwmp-rpc";
 /// The record type of one line of `cwmp.events` JSON. Cheap for what this crate
 /// writes: a TransferRecord starts `{"schema":1,"rpc":"…"`, an EventRecord
 /// `{"schema":1,"device_id":` (no `rpc`), and those are told from their first bytes.
-/// JSON from other writers (other key order, white space) is scanned for a top-level
-/// `"rpc"` key: inside a JSON string a quote is always escaped, so the bytes `"rpc"`
-/// followed by `:` occur only as a key, and only the TransferRecord has one.
+/// JSON from other writers (other key order, white space) is scanned for an `"rpc"`
+/// key: inside a JSON string a quote is always escaped, so the bytes `"rpc"`
+/// followed by `:` occur only as a key. The scan does not track depth: it relies on
+/// no nested object of either schema having an `rpc` key (only the TransferRecord
+/// has one, at the top).
 pub fn record_rpc(json: &[u8]) -> RecordRpc {
     const TRANSFER: &[u8] = b"{\"schema\":1,\"rpc\":\"";
     const EVENT: &[u8] = b"{\"schema\":1,\"device_id\":";
