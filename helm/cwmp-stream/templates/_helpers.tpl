@@ -198,10 +198,22 @@ A TOML value: whole numbers as integers (YAML numbers reach templates as floats,
 for strings, numbers, booleans and arrays of them.
 */}}
 {{- define "cwmp-stream.tomlValue" -}}
+{{- if kindIs "float64" . -}}
+{{- include "cwmp-stream.number" . -}}
+{{- else -}}
+{{- toJson . -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+A scalar as text, a whole number without exponent or fraction (5.24288e+07 is
+52428800): for TOML values and for librdkafka properties, which take strings.
+*/}}
+{{- define "cwmp-stream.number" -}}
 {{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
 {{- int64 . -}}
 {{- else -}}
-{{- toJson . -}}
+{{- toString . -}}
 {{- end -}}
 {{- end }}
 
