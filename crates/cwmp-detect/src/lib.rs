@@ -36,4 +36,4 @@ pub use config::{
 pub use fleet::{Fleet, FleetStats, WindowCounts};
 pub use observation::{Kinds, Observation, ObservationError, SourcePos, TransferObs};
 pub use pipeline::Pipeline;
-pub use worker::{Verdict, Worker, WorkerOutput, WorkerStats};
+pub use worker::{source_of, Verdict, Worker, WorkerOutput, WorkerStats};

@@ -378,10 +378,7 @@ impl Worker {
         let partition_was_idle = std::mem::replace(&mut clock.idle, false);
         let newest_before = clock.newest;
         clock.newest = clock.newest.max(Some(obs.time_ms));
-        let source = clock
-            .sources
-            .entry(obs.source.as_ref().map_or(NO_SOURCE, |s| s.partition))
-            .or_default();
+        let source = clock.sources.entry(source_of(obs)).or_default();
         let before = source.max_time;
         let source_was_idle = std::mem::replace(&mut source.idle, false);
         source.max_time = before.max(Some(obs.time_ms));
@@ -622,6 +619,11 @@ impl Worker {
 
 /// The source of records that name none (a file replayed without `source`).
 const NO_SOURCE: i32 = -1;
+
+/// The source clock a record moves: its raw partition, or [`NO_SOURCE`].
+pub fn source_of(obs: &Observation) -> i32 {
+    obs.source.as_ref().map_or(NO_SOURCE, |s| s.partition)
+}
 
 /// How far one input partition has got in event time, per source.
 #[derive(Debug, Clone, Default)]

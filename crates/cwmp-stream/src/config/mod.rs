@@ -326,7 +326,11 @@ impl Config {
             found.extend(known.check_file(&path.display().to_string(), &text));
             figment = figment.merge(Toml::file(path));
         }
-        found.extend(known.check_env(ENV_PREFIX, std::env::vars()));
+        // vars() would panic on a variable that is not Unicode: skip those (none of
+        // ours can be one; figment reads vars_os too).
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        found.extend(known.check_env(ENV_PREFIX, vars));
         figment = figment.merge(env_provider());
         if let Some(flags) = overrides {
             figment = figment.merge(Toml::string(flags));

@@ -137,11 +137,7 @@ fn observe_batch(
         let mut buf = payload.to_vec();
         match Observation::from_json(&mut buf) {
             Ok(obs) => {
-                sources.seen(
-                    message.partition(),
-                    obs.source.as_ref().map(|s| s.partition),
-                    now,
-                );
+                sources.seen(message.partition(), cwmp_detect::source_of(&obs), now);
                 let verdict = worker.observe(message.partition(), &obs, &mut outputs);
                 metrics.record(RecordResult::Judged(verdict));
                 if let (Some(t), Verdict::Accepted) = (&obs.transfer, verdict) {
@@ -164,7 +160,13 @@ fn observe_batch(
 /// metadata, not the one topic's: asking for a missing topic may create it.
 fn source_partitions(consumer: &crate::kafka::GroupConsumer, topic: &str) -> Option<i32> {
     use rdkafka::consumer::Consumer;
-    let metadata = consumer.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+    let metadata = match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+        Ok(metadata) => metadata,
+        Err(err) => {
+            tracing::warn!(%err, topic, "could not read the topics' metadata to find the raw partitions");
+            return None;
+        }
+    };
     let n = metadata
         .topics()
         .iter()
@@ -199,8 +201,8 @@ impl SourceActivity {
         self.delivered.retain(|p, _| partitions.contains(p));
     }
 
-    fn seen(&mut self, partition: i32, source: Option<i32>, now: Instant) {
-        self.last.insert((partition, source.unwrap_or(-1)), now);
+    fn seen(&mut self, partition: i32, source: i32, now: Instant) {
+        self.last.insert((partition, source), now);
         self.delivered.insert(partition, now);
     }
 
