@@ -93,8 +93,17 @@ pub struct Partial {
     /// Scope `campaign` only: the campaign's transfer results and upgrade boots in
     /// the window's newest slide (each slide is sent in exactly one window, so the
     /// fleet stage can add them up over the campaign's life).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (Written as `null` when absent: detector snapshots use a format that does
+    /// not name fields, so no field may be skipped.)
+    #[serde(default)]
     pub transfers: Option<Box<Transfers>>,
+    /// The input partition of the worker that sent it, when that worker owns exactly
+    /// one: a worker sends its partials of each partition in increasing (window,
+    /// scope, key) order, so the fleet stage drops a partial not after the last one
+    /// it took from that partition (a worker restored from a snapshot sends again
+    /// what it had sent after the snapshot).
+    #[serde(default)]
+    pub partition: Option<i32>,
 }
 
 /// One campaign's results over some span.

@@ -12,6 +12,7 @@ use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{DetectConfig, MAX_TRACKED};
 use crate::{Alert, AlertKind, AlertState, Observation, Scope};
@@ -40,7 +41,7 @@ pub(crate) fn hash64(value: impl Hash) -> u64 {
     h.finish()
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct DeviceState {
     last_seen: u32,
     /// Fingerprints of the last two record sources (0 = none).
@@ -60,7 +61,7 @@ const MAX_TIMES: usize = 1024;
 /// another, the watermark trails that partition's devices, and the events it has not
 /// judged yet must still see every earlier event of their window. (A fixed ring of
 /// the last 16 times lost them, and device alerts opened late, under other ids.)
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Ring {
     times: Vec<u32>,
 }
@@ -119,7 +120,7 @@ impl Ring {
 
 /// A boot or wake-up waiting for the watermark, so that device alerts are decided in
 /// event-time order whatever the arrival order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct PendingEvent {
     time_ms: i64,
     device_id: String,
@@ -127,7 +128,7 @@ struct PendingEvent {
 }
 
 /// An open per-device alert.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenDevice {
     id: String,
     device_id: String,
@@ -143,7 +144,7 @@ pub enum DeviceVerdict {
     Duplicate,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct DeviceTable {
     devices: FxHashMap<u64, DeviceState>,
     boots: FxHashMap<u64, Ring>,

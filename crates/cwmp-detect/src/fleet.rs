@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::aggregate::{AggregateMessage, Measure, Partial, Transfers, MAX_SAMPLES};
 use crate::config::{DetectConfig, StormConfig};
 use crate::time::floor;
@@ -22,7 +24,7 @@ pub type WindowCounts = BTreeMap<(Scope, String), Partial>;
 type MeasureOf = fn(&Partial) -> &Measure;
 
 /// Counters for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetStats {
     pub partials: u64,
     /// Partials for windows already decided (a worker far behind the others).
@@ -33,10 +35,12 @@ pub struct FleetStats {
     /// Campaign partials dropped because `rollout_failure.max_campaigns` were
     /// followed already.
     pub campaigns_overflow: u64,
+    /// Partials a worker sent again (after its restore) and that were taken already.
+    pub duplicate_partials: u64,
 }
 
 /// One campaign over its life so far.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct CampaignState {
     totals: Transfers,
     /// End of the last window that brought results.
@@ -44,7 +48,7 @@ struct CampaignState {
     open: Option<OpenFleet>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenFleet {
     id: String,
     peak: u64,
@@ -52,7 +56,7 @@ struct OpenFleet {
 }
 
 /// Per kind, scope and key: the baseline and any open alert.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct KeyState {
     baseline: f64,
     /// The last window folded into the baseline (or skipped while open).
@@ -62,9 +66,14 @@ struct KeyState {
 }
 
 /// The fleet stage's state machine. Pure: no clock, no I/O.
-#[derive(Debug)]
+///
+/// Everything but the configuration is its state, which [`Fleet::snapshot`] writes
+/// and [`Fleet::restore`] reads back (see [`crate::snapshot`]).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Fleet {
+    #[serde(skip)]
     config: DetectConfig,
+    #[serde(skip)]
     alpha: f64,
     /// Per (aggregates partition, input partition): closed until. A worker's partials
     /// precede its close on each aggregates partition, but partitions are consumed
@@ -82,6 +91,9 @@ pub struct Fleet {
     last_window: Option<(i64, WindowCounts)>,
     /// Per campaign key (`"<OUI> <ProductClass>/<CommandKey>"`).
     campaigns: BTreeMap<String, CampaignState>,
+    /// Per (aggregates partition, input partition): the position (window, scope,
+    /// key) of the last partial taken, for partials that name their partition.
+    taken: BTreeMap<(i32, i32), (i64, Scope, String)>,
 }
 
 impl Fleet {
@@ -101,6 +113,7 @@ impl Fleet {
             stats: FleetStats::default(),
             last_window: None,
             campaigns: BTreeMap::new(),
+            taken: BTreeMap::new(),
         })
     }
 
@@ -135,6 +148,12 @@ impl Fleet {
             .map(|n| n - self.config.slide_ms + self.config.window_ms)
     }
 
+    /// After a restore: the configuration the state runs with.
+    pub(crate) fn set_config(&mut self, config: DetectConfig) {
+        self.alpha = config.baseline_alpha();
+        self.config = config;
+    }
+
     /// The aggregates partitions this instance owns (after a rebalance).
     pub fn set_partitions(&mut self, mut owned: Vec<i32>) {
         owned.sort_unstable();
@@ -147,6 +166,19 @@ impl Fleet {
         match message {
             AggregateMessage::Partial(p) => {
                 self.stats.partials += 1;
+                if let Some(partition) = p.partition {
+                    let at = (p.window_start_ms, p.scope, p.key.clone());
+                    match self.taken.get_mut(&(from, partition)) {
+                        Some(last) if at <= *last => {
+                            self.stats.duplicate_partials += 1;
+                            return;
+                        }
+                        Some(last) => *last = at,
+                        None => {
+                            self.taken.insert((from, partition), at);
+                        }
+                    }
+                }
                 if self.next_window.is_some_and(|n| p.window_start_ms < n) {
                     self.stats.late_partials += 1;
                     return;

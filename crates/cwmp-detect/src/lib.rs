@@ -24,6 +24,7 @@ mod device;
 mod fleet;
 mod observation;
 mod pipeline;
+pub mod snapshot;
 mod time;
 pub mod worker;
 
@@ -36,4 +37,5 @@ pub use config::{
 pub use fleet::{Fleet, FleetStats, WindowCounts};
 pub use observation::{Kinds, Observation, ObservationError, SourcePos, TransferObs};
 pub use pipeline::Pipeline;
+pub use snapshot::{SnapshotError, StateKind};
 pub use worker::{source_of, Verdict, Worker, WorkerOutput, WorkerStats};

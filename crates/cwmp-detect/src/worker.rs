@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cwmp_record::BootCause;
 use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{
     AggregateMessage, Close, Measure, MeasureKind, Partial, Transfers, MAX_SAMPLES,
@@ -48,14 +49,14 @@ impl Verdict {
 }
 
 /// Counters for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStats {
     pub accepted: u64,
     pub late: u64,
     pub duplicate: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct SetMeasure {
     devices: FxHashSet<u64>,
     count: u64,
@@ -81,7 +82,7 @@ fn add_sample(samples: &mut BTreeSet<String>, device_id: &str) {
 }
 
 /// One scope and key in one bucket: informs, and each measure by [`MeasureKind::index`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Cell {
     informs: u64,
     measures: [SetMeasure; MeasureKind::ALL.len()],
@@ -132,8 +133,12 @@ fn add_sorted_sample(samples: &mut Vec<String>, id: &str) {
 }
 
 /// The detect worker's state machine. Pure: no clock, no I/O.
-#[derive(Debug)]
+///
+/// Everything but the configuration is its state, which [`Worker::snapshot`]
+/// writes and [`Worker::restore`] reads back (see [`crate::snapshot`]).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Worker {
+    #[serde(skip)]
     config: DetectConfig,
     devices: DeviceTable,
     buckets: BTreeMap<i64, Bucket>,
@@ -262,6 +267,17 @@ impl Worker {
 
     pub fn config(&self) -> &DetectConfig {
         &self.config
+    }
+
+    /// After a restore: the configuration the state runs with.
+    pub(crate) fn set_config(&mut self, config: DetectConfig) {
+        self.config = config;
+        self.floor = None;
+    }
+
+    /// The input partitions this worker owns.
+    pub fn partitions(&self) -> &[i32] {
+        &self.partitions
     }
 
     pub fn stats(&self) -> WorkerStats {
@@ -519,7 +535,8 @@ impl Worker {
                 }
                 Some(_) => {}
             }
-            for partial in self.union(next) {
+            for mut partial in self.union(next) {
+                partial.partition = self.own_partition();
                 out.push(WorkerOutput::Aggregate(AggregateMessage::Partial(partial)));
             }
             // A campaign's slide goes out once, with the window it is the newest of.
@@ -533,6 +550,7 @@ impl Worker {
                             scope: Scope::Campaign,
                             key,
                             transfers: Some(Box::new(transfers)),
+                            partition: self.own_partition(),
                             ..Partial::default()
                         },
                     )));
@@ -550,6 +568,16 @@ impl Worker {
             closed_until_ms: next - slide + window,
             idle: false,
         })));
+    }
+
+    /// The one input partition this worker owns, if it owns exactly one: its
+    /// partials then say so, and the fleet stage drops the ones it has seen (a
+    /// worker restored from a snapshot sends again what it sent after it).
+    fn own_partition(&self) -> Option<i32> {
+        match self.partitions.as_slice() {
+            [p] => Some(*p),
+            _ => None,
+        }
     }
 
     /// Buckets before the next window to close are done with.
@@ -626,7 +654,7 @@ pub fn source_of(obs: &Observation) -> i32 {
 }
 
 /// How far one input partition has got in event time, per source.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct PartitionClock {
     sources: BTreeMap<i32, SourceClock>,
     /// The newest event time of any source.
@@ -652,7 +680,7 @@ impl PartitionClock {
 }
 
 /// How far the records of one source (raw partition) in one input partition have got.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct SourceClock {
     max_time: Option<i64>,
     /// Released by [`Worker::source_idle`] until it delivers again.

@@ -4,6 +4,7 @@ mod config;
 mod gen;
 mod json;
 mod properties;
+mod restore;
 mod scenarios;
 
 use cwmp_detect::{Alert, DetectConfig, Observation, Pipeline};
