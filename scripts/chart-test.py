@@ -185,8 +185,14 @@ def scenario_assertions(objects, name, config_text):
               f"full: global.imageRegistry and image.digest make the reference, got {images}")
         network_policies(objects)
         topics = {t["spec"]["topicName"]: t for t in by_kind(objects, "KafkaTopic")}
-        check(sorted(topics) == sorted(["cwmp.informs.raw", "cwmp.events", "cwmp.informs.dlq", "cwmp.aggregates", "cwmp.alerts"]),
+        check(sorted(topics) == sorted(["cwmp.informs.raw", "cwmp.events", "cwmp.informs.dlq", "cwmp.aggregates", "cwmp.alerts",
+                                        "cwmp.detect-state", "cwmp.detect-fleet-state"]),
               f"full: a KafkaTopic per topic, got {sorted(topics)}")
+        for n, source in (("cwmp.detect-state", "cwmp.events"), ("cwmp.detect-fleet-state", "cwmp.aggregates")):
+            state, of = topics.get(n, {}).get("spec", {}), topics.get(source, {}).get("spec", {})
+            check(state.get("config", {}).get("cleanup.policy") == "compact" and "retention.ms" not in state.get("config", {}),
+                  f"full: {n}: compacted, without retention")
+            check(state.get("partitions") == of.get("partitions"), f"full: {n}: as many partitions as {source}")
         for n, t in topics.items():
             check(t["metadata"]["labels"].get("strimzi.io/cluster") == "noc-kafka", f"full: {n}: the Strimzi cluster label")
             check(t["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", f"full: {n}: kept on uninstall")

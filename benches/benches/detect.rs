@@ -6,9 +6,12 @@
 //! hours, with a power cut on a quarter of them, in arrival order.
 //!
 //! Run: `cargo bench -p cwmp-benches --bench detect`. The state figure is printed
-//! first: 1,000,000 devices, each seen once (`DETECT_BENCH_DEVICES` to change).
+//! first: 1,000,000 devices, each seen once (`DETECT_BENCH_DEVICES` to change), with
+//! the checkpoint of that worker (bytes, time to write and to restore).
+//! Then `decode_and_detect` with persistence off and on, interleaved.
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cwmp_detect::{DetectConfig, Observation, Pipeline};
@@ -118,11 +121,81 @@ fn state_per_device() {
         after.saturating_sub(before) as f64 * 1024.0 / tracked as f64
     );
     assert!(alerts.is_empty());
+    checkpoint_of(&pipeline.worker, tracked);
+}
+
+/// What `detect.state = "kafka"` does with that worker: its checkpoint (snapshot and
+/// chunking into state-topic records) and its restore, timed, with the bytes.
+fn checkpoint_of(worker: &cwmp_detect::Worker, tracked: u64) {
+    let started = Instant::now();
+    let snapshot = worker.snapshot();
+    let records = cwmp_stream::detect::state::checkpoint_records(1, 0, &snapshot);
+    let written = started.elapsed();
+    let bytes: usize = records.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let started = Instant::now();
+    let restored =
+        cwmp_detect::Worker::restore(DetectConfig::default(), &snapshot).expect("restores");
+    let took = started.elapsed();
+    assert_eq!(restored.tracked_devices() as u64, tracked);
+    println!(
+        "detect/checkpoint: {tracked} devices: {bytes} bytes in {} records = {:.1} bytes/device; written in {:.2} s; restored in {:.2} s",
+        records.len(),
+        bytes as f64 / tracked as f64,
+        written.as_secs_f64(),
+        took.as_secs_f64()
+    );
+}
+
+/// `decode_and_detect` with persistence off and on (a checkpoint of the worker and
+/// the fleet stage at the end of every pass: some 25 times the default interval),
+/// passes interleaved so that the machine's noise falls on both alike.
+fn persistence_cost(records: &[Vec<u8>]) {
+    let pass = |checkpoint: bool| -> f64 {
+        let started = Instant::now();
+        let mut pipeline = Pipeline::new(DetectConfig::default()).expect("valid defaults");
+        let mut alerts = Vec::new();
+        let mut buf = Vec::with_capacity(4096);
+        for r in records {
+            buf.clear();
+            buf.extend_from_slice(r);
+            if let Ok(obs) = Observation::from_json(&mut buf) {
+                pipeline.observe(&obs, &mut alerts);
+            }
+        }
+        if checkpoint {
+            let worker = pipeline.worker.snapshot();
+            let fleet = pipeline.fleet.snapshot();
+            black_box(cwmp_stream::detect::state::checkpoint_records(
+                1, 0, &worker,
+            ));
+            black_box(cwmp_stream::detect::state::checkpoint_records(1, 0, &fleet));
+        }
+        black_box(alerts.len());
+        started.elapsed().as_secs_f64()
+    };
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        off.push(pass(false));
+        on.push(pass(true));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (off, on) = (median(&mut off), median(&mut on));
+    let rate = |secs: f64| records.len() as f64 / secs / 1000.0;
+    println!(
+        "detect/persistence: decode_and_detect {:.1} K records/s off, {:.1} K records/s with a checkpoint per pass ({:.3}x), medians of 7 interleaved passes",
+        rate(off),
+        rate(on),
+        off / on
+    );
 }
 
 fn detect(c: &mut Criterion) {
     state_per_device();
     let records = records();
+    persistence_cost(&records);
     let mut group = c.benchmark_group("detect");
     group.throughput(Throughput::Elements(records.len() as u64));
     group.sample_size(10);

@@ -15,6 +15,8 @@ pub struct Health {
     draining: AtomicBool,
     /// Every broker unreachable (a consumer's error callback; cleared by its statistics).
     kafka_down: AtomicBool,
+    /// Partitions whose detector state is being restored (detect).
+    restoring: AtomicI64,
 }
 
 impl Health {
@@ -27,6 +29,7 @@ impl Health {
             last_progress_ms: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             kafka_down: AtomicBool::new(false),
+            restoring: AtomicI64::new(0),
         }
     }
 
@@ -52,6 +55,13 @@ impl Health {
         self.kafka_down.store(down, Ordering::Relaxed);
     }
 
+    /// How many assigned partitions are having their state restored: not ready
+    /// until none is.
+    pub fn set_restoring(&self, partitions: i64) {
+        self.restoring.store(partitions, Ordering::Relaxed);
+        self.progress();
+    }
+
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
@@ -63,6 +73,12 @@ impl Health {
         }
         if self.kafka_down.load(Ordering::Relaxed) {
             return Err("Kafka unreachable: every broker is down".to_owned());
+        }
+        let restoring = self.restoring.load(Ordering::Relaxed);
+        if restoring > 0 {
+            return Err(format!(
+                "restoring the detector state of {restoring} partition(s)"
+            ));
         }
         let assigned = self.assigned.load(Ordering::Relaxed);
         if assigned <= 0 {
@@ -104,6 +120,10 @@ mod tests {
             .expect_err("down")
             .contains("Kafka unreachable"));
         h.set_kafka_down(false);
+        assert!(h.readiness().is_ok());
+        h.set_restoring(2);
+        assert!(h.readiness().expect_err("restoring").contains("restoring"));
+        h.set_restoring(0);
         assert!(h.readiness().is_ok());
         h.set_draining();
         assert!(h.readiness().is_err());

@@ -180,6 +180,26 @@ impl fmt::Display for Stage {
     }
 }
 
+/// Where the detect stages keep their detector state between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// Per-partition checkpoints in compacted Kafka topics (`detect.state_topic`,
+    /// `detect.fleet_state_topic`), restored when a partition is assigned.
+    Kafka,
+    /// In memory only: a restart or a rebalance starts the moved partitions cold.
+    Memory,
+}
+
+impl fmt::Display for StateBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StateBackend::Kafka => "kafka",
+            StateBackend::Memory => "memory",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectServiceConfig {
@@ -202,6 +222,19 @@ pub struct DetectServiceConfig {
     pub drain_timeout_ms: u64,
     /// `/readyz` turns unready when there is lag and nothing was consumed for this long.
     pub stall_timeout_ms: u64,
+    /// Where detector state is kept: `kafka` (checkpoints, survives restarts and
+    /// rebalances) or `memory`.
+    pub state: StateBackend,
+    /// The workers' checkpoints: compacted, as many partitions as `input_topic`.
+    pub state_topic: String,
+    /// The fleet stage's checkpoints: compacted, as many partitions as `aggregates_topic`.
+    pub fleet_state_topic: String,
+    /// How often (wall time) each stage checkpoints the partitions that changed and
+    /// commits their input offsets; a restart replays at most this much input.
+    pub checkpoint_interval_ms: u64,
+    /// Replication factor of the state topics the service creates; -1 takes the
+    /// broker's default.
+    pub state_topic_replication: i32,
     /// Detector thresholds and windows (`[detect.rules]`, `[detect.rules.boot_storm]`, …).
     pub rules: cwmp_detect::DetectConfig,
 }
@@ -219,6 +252,11 @@ impl Default for DetectServiceConfig {
             partition_idle_ms: 3_000,
             drain_timeout_ms: 20_000,
             stall_timeout_ms: 60_000,
+            state: StateBackend::Kafka,
+            state_topic: "cwmp.detect-state".to_owned(),
+            fleet_state_topic: "cwmp.detect-fleet-state".to_owned(),
+            checkpoint_interval_ms: 10_000,
+            state_topic_replication: -1,
             rules: cwmp_detect::DetectConfig::default(),
         }
     }
@@ -449,6 +487,8 @@ impl Config {
             ("detect.alerts_topic", &d.alerts_topic),
             ("detect.group_id", &d.group_id),
             ("detect.fleet_group_id", &d.fleet_group_id),
+            ("detect.state_topic", &d.state_topic),
+            ("detect.fleet_state_topic", &d.fleet_state_topic),
         ] {
             if value.trim().is_empty() {
                 problems.push(format!("{name} is empty"));
@@ -459,6 +499,39 @@ impl Config {
         }
         if d.batch_max_messages == 0 {
             problems.push("detect.batch_max_messages must be at least 1".to_owned());
+        }
+        let topics = [
+            &d.input_topic,
+            &d.aggregates_topic,
+            &d.alerts_topic,
+            &d.state_topic,
+            &d.fleet_state_topic,
+        ];
+        for (i, a) in topics.iter().enumerate() {
+            if topics[i + 1..].contains(a) {
+                problems.push(format!(
+                    "detect: topic {a:?} is named twice (input, aggregates, alerts, state and fleet state topics must differ)"
+                ));
+            }
+        }
+        // A checkpoint written into a topic of records would corrupt it for every reader.
+        for (name, state) in [
+            ("detect.state_topic", &d.state_topic),
+            ("detect.fleet_state_topic", &d.fleet_state_topic),
+        ] {
+            let i = &self.ingest;
+            if [&i.input_topic, &i.output_topic, &i.dlq_topic].contains(&state) {
+                problems.push(format!("{name} {state:?} is one of ingest's topics"));
+            }
+        }
+        if d.checkpoint_interval_ms < 100 {
+            problems.push("detect.checkpoint_interval_ms must be at least 100".to_owned());
+        }
+        if d.state_topic_replication == 0 || d.state_topic_replication < -1 {
+            problems.push(
+                "detect.state_topic_replication must be -1 (the broker's default) or at least 1"
+                    .to_owned(),
+            );
         }
         problems.extend(crate::kafka::properties::refused(&self.kafka));
         if let Err(err) = d.rules.validate() {
@@ -692,6 +765,23 @@ mod tests {
             )?;
             let err = Config::load(Some(Path::new("same.toml")), None).expect_err("same topic");
             assert!(err.to_string().contains("differ"), "{err}");
+            jail.create_file("state.toml", "[detect]\nstate = \"disk\"\n")?;
+            let err = Config::load(Some(Path::new("state.toml")), None).expect_err("bad state");
+            assert!(err.to_string().contains("disk"), "{err}");
+            jail.create_file(
+                "state-topic.toml",
+                "[detect]\nstate_topic = \"cwmp.aggregates\"\ncheckpoint_interval_ms = 10\nstate_topic_replication = 0\n",
+            )?;
+            let err =
+                Config::load(Some(Path::new("state-topic.toml")), None).expect_err("state topic");
+            let shown = err.to_string();
+            for want in [
+                "detect.checkpoint_interval_ms must be at least 100",
+                "detect.state_topic_replication",
+                "cwmp.aggregates",
+            ] {
+                assert!(shown.contains(want), "{want}: {shown}");
+            }
             let err = Config::load(Some(Path::new("missing.toml")), None).expect_err("missing");
             assert!(err.to_string().contains("not found"), "{err}");
             Ok(())

@@ -92,9 +92,16 @@ async fn create_topics(
         (config.detect.aggregates_topic.as_str(), 4),
         (config.detect.alerts_topic.as_str(), 1),
     ];
+    // The state topics: compacted, as many partitions as what they hold the state
+    // of. The detect service creates them itself where the broker lets it; the
+    // embedded broker does not, so the demo does.
+    let state_topics = [
+        (config.detect.state_topic.as_str(), 8),
+        (config.detect.fleet_state_topic.as_str(), 4),
+    ];
     match mock {
         Some(mock) => {
-            for (name, partitions) in topics {
+            for (name, partitions) in topics.into_iter().chain(state_topics) {
                 mock.create_topic(name, partitions, 1)
                     .with_context(|| format!("creating {name}"))?;
             }
@@ -413,6 +420,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         ingest_seconds: (ingest_done - begin).as_secs_f64(),
         detected: counts.detected,
         late: counts.late,
+        checkpoints: counts.checkpoints,
+        checkpoint_bytes: counts.checkpoint_bytes,
         detect_seconds: (detect_done - begin).as_secs_f64(),
         alerts,
         unreadable_alerts,

@@ -4,7 +4,7 @@
 use cwmp_detect::{Alert, AlertKind, AlertState, Scope};
 use cwmp_sim::{Planted, ScenarioKind};
 
-use crate::detect::metrics::{DetectMetrics, RecordResult};
+use crate::detect::metrics::{DetectMetrics, DetectStage, RecordResult};
 use crate::ingest::metrics::MessageResult;
 use crate::ingest::IngestMetrics;
 use cwmp_detect::Verdict;
@@ -31,6 +31,9 @@ pub struct DemoReport {
     pub ingest_seconds: f64,
     pub detected: u64,
     pub late: u64,
+    /// Detector checkpoints written (worker and fleet stage) and their bytes.
+    pub checkpoints: u64,
+    pub checkpoint_bytes: u64,
     pub detect_seconds: f64,
     pub alerts: Vec<Alert>,
     /// Messages on the alert topic that could not be read as alerts.
@@ -46,6 +49,8 @@ pub(super) struct Counts {
     pub transfer_records: u64,
     pub detected: u64,
     pub late: u64,
+    pub checkpoints: u64,
+    pub checkpoint_bytes: u64,
 }
 
 impl Counts {
@@ -59,6 +64,14 @@ impl Counts {
                 .sum(),
             detected: detect.records_seen(),
             late: detect.records(RecordResult::Judged(Verdict::Late)),
+            checkpoints: DetectStage::ALL
+                .iter()
+                .map(|&s| detect.state.checkpoints(s))
+                .sum(),
+            checkpoint_bytes: DetectStage::ALL
+                .iter()
+                .map(|&s| detect.state.checkpoint_bytes(s))
+                .sum(),
         }
     }
 }
@@ -140,11 +153,11 @@ impl DemoReport {
             ));
         }
         out.push_str(&format!(
-            "\n{:<10} {:>10}  {:>12}\n{:<10} {:>10}  {:>10.0}/s  ({:.1} MB of XML; {} transfer results)\n{:<10} {:>10}  {:>10.0}/s  ({} records of which {} transfer results, {} DLQ, {} skipped)\n{:<10} {:>10}  {:>10.0}/s  ({} late)\n",
+            "\n{:<10} {:>10}  {:>12}\n{:<10} {:>10}  {:>10.0}/s  ({:.1} MB of XML; {} transfer results)\n{:<10} {:>10}  {:>10.0}/s  ({} records of which {} transfer results, {} DLQ, {} skipped)\n{:<10} {:>10}  {:>10.0}/s  ({} late; state: {} checkpoints, {:.1} MB)\n",
             "stage", "messages", "throughput",
             "simulate", self.simulated, rate(self.simulated, self.simulate_seconds), self.simulated_bytes as f64 / 1e6, self.simulated_transfers,
             "ingest", self.records + self.dlq + self.skipped, rate(self.records + self.dlq + self.skipped, self.ingest_seconds), self.records, self.transfer_records, self.dlq, self.skipped,
-            "detect", self.detected, rate(self.detected, self.detect_seconds), self.late,
+            "detect", self.detected, rate(self.detected, self.detect_seconds), self.late, self.checkpoints, self.checkpoint_bytes as f64 / 1e6,
         ));
         out.push_str(&format!("(stages run concurrently; each rate is its count over the time to its last message)\n\nalerts opened ({}):\n", self.opened().len()));
         out.push_str(&format!(

@@ -1,13 +1,18 @@
 //! The fleet stage on Kafka: partial aggregates in, fleet alerts out.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use cwmp_detect::aggregate::AggregateMessage;
-use cwmp_detect::Fleet;
+use cwmp_detect::{Fleet, SnapshotError};
 use rdkafka::Message;
 use tokio::sync::watch;
 
 use super::metrics::{AggregateTraffic, DetectStage};
+use super::state::{lock, Tasks};
 use super::{await_deliveries, send_alert, StageClients, StageIo};
-use crate::kafka::{assigned as assigned_partitions, recv_batch, store_offsets};
+use crate::kafka::{assigned as assigned_partitions, partition_count, recv_batch, Batch};
 
 /// Consumes partials and closes, decides and publishes until `stop` turns true or
 /// an output fails.
@@ -22,44 +27,106 @@ pub(super) async fn consume(
         health,
     } = io;
     let d = &config.detect;
-    let mut fleet = Fleet::new(d.rules.clone())?;
+    Fleet::new(d.rules.clone())?;
     metrics.window_length_seconds.set(d.rules.window_ms / 1000);
+    let partitions = partition_count(consumer, &d.aggregates_topic).await?;
+    let (checkpointer, reader) = super::open_state(
+        io,
+        DetectStage::Fleet,
+        &d.aggregates_topic,
+        &d.fleet_state_topic,
+        partitions,
+    )
+    .await?;
+    // One fleet state per aggregates partition (the partials of a scope and key all
+    // land in one), checkpointed, restored and moved with it.
+    let tasks: Arc<Mutex<Tasks<Fleet>>> = Arc::default();
+    super::on_revoke(io, &checkpointer, &tasks);
+    let fresh = |a: i32| -> anyhow::Result<Fleet> {
+        let mut f = Fleet::new(d.rules.clone())?;
+        f.set_partitions(vec![a]);
+        Ok(f)
+    };
+    let decode = |a: i32, bytes: &[u8]| -> Result<Fleet, SnapshotError> {
+        let mut f = Fleet::restore(d.rules.clone(), bytes)?;
+        f.set_partitions(vec![a]);
+        Ok(f)
+    };
     let mut alerts = Vec::new();
-    let mut assigned: Vec<i32> = vec![0];
     let mut published: Option<i64> = None;
-    let mut reported_late = 0;
-    let mut reported_overflow = 0;
+    // What each partition's counters stood at when last added to the metrics.
+    let mut reported: BTreeMap<i32, (u64, u64, u64)> = BTreeMap::new();
+    let checkpoint_every = Duration::from_millis(d.checkpoint_interval_ms);
+    let mut checkpoint_at = Instant::now();
     loop {
         let batch = tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => return Ok(()),
-            batch = recv_batch(consumer, d.batch_max_messages) => batch.messages,
+            _ = stop.wait_for(|s| *s) => None,
+            batch = recv_batch(consumer, d.batch_max_messages) => Some(batch),
+            // Wake up to checkpoint when nothing arrives.
+            _ = tokio::time::sleep(checkpoint_every) => Some(Batch::default()),
+        };
+        let Some(Batch {
+            messages: batch, ..
+        }) = batch
+        else {
+            return checkpointer.checkpoint(&tasks, consumer).await;
         };
         health.progress();
         let owned = assigned_partitions(consumer, &d.aggregates_topic);
-        if owned != assigned {
-            assigned = owned;
-            fleet.set_partitions(assigned.clone());
-        }
-        for message in &batch {
-            let decoded = message
-                .payload()
-                .map(serde_json::from_slice::<AggregateMessage>);
-            match decoded {
-                Some(Ok(m)) => {
-                    metrics.aggregate(match m {
-                        AggregateMessage::Partial(_) => AggregateTraffic::PartialReceived,
-                        AggregateMessage::Close(_) => AggregateTraffic::CloseReceived,
-                    });
-                    fleet.apply(message.partition(), m, &mut alerts);
-                }
-                _ => {
-                    metrics.aggregate(AggregateTraffic::InvalidReceived);
-                    tracing::warn!(
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "skipping a message that is not an aggregate"
+        super::follow_assignment(
+            io,
+            &checkpointer,
+            reader.as_ref(),
+            &tasks,
+            &owned,
+            decode,
+            fresh,
+        )?;
+        {
+            // A restored partition's counters were counted where it ran before.
+            let tasks = lock(&tasks);
+            for (a, task) in tasks.iter() {
+                reported.entry(*a).or_insert_with(|| {
+                    let stats = task.state.stats();
+                    (
+                        stats.late_partials,
+                        stats.campaigns_overflow,
+                        stats.duplicate_partials,
                     )
+                });
+            }
+        }
+        {
+            let mut tasks = lock(&tasks);
+            for message in &batch {
+                let a = message.partition();
+                let Some(task) = tasks.get_mut(&a) else {
+                    continue;
+                };
+                if !task.takes(message.offset()) {
+                    continue;
+                }
+                task.processed(message.offset());
+                let decoded = message
+                    .payload()
+                    .map(serde_json::from_slice::<AggregateMessage>);
+                match decoded {
+                    Some(Ok(m)) => {
+                        metrics.aggregate(match m {
+                            AggregateMessage::Partial(_) => AggregateTraffic::PartialReceived,
+                            AggregateMessage::Close(_) => AggregateTraffic::CloseReceived,
+                        });
+                        task.state.apply(a, m, &mut alerts);
+                    }
+                    _ => {
+                        metrics.aggregate(AggregateTraffic::InvalidReceived);
+                        tracing::warn!(
+                            partition = a,
+                            offset = message.offset(),
+                            "skipping a message that is not an aggregate"
+                        )
+                    }
                 }
             }
         }
@@ -68,23 +135,60 @@ pub(super) async fn consume(
             deliveries.push(send_alert(config, producer, metrics, &alert).await?);
         }
         await_deliveries(deliveries).await?;
-        store_offsets(consumer, &batch);
-        if let Some((start, partials)) = fleet.last_window() {
+        if checkpoint_at.elapsed() >= checkpoint_every {
+            checkpointer.checkpoint(&tasks, consumer).await?;
+            checkpoint_at = Instant::now();
+        }
+        let tasks = lock(&tasks);
+        // The latest decided window with data, over the partitions owned.
+        if let Some(start) = tasks
+            .values()
+            .filter_map(|t| t.state.last_window().map(|(s, _)| s))
+            .max()
+        {
             if Some(start) != published {
-                metrics.set_window(start, partials);
+                let mut merged = BTreeMap::new();
+                for (_, partials) in tasks
+                    .values()
+                    .filter_map(|t| t.state.last_window())
+                    .filter(|(s, _)| *s == start)
+                {
+                    merged.extend(partials.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                metrics.set_window(start, &merged);
                 published = Some(start);
             }
         }
-        let stats = fleet.stats();
-        metrics
-            .late_partials
-            .inc_by(stats.late_partials - reported_late);
-        reported_late = stats.late_partials;
-        metrics
-            .campaigns_overflow
-            .inc_by(stats.campaigns_overflow - reported_overflow);
-        reported_overflow = stats.campaigns_overflow;
-        metrics.campaigns.set(stats.campaigns as i64);
-        metrics.set_active(DetectStage::Fleet, &fleet.active());
+        reported.retain(|a, _| tasks.contains_key(a));
+        let mut active = BTreeMap::new();
+        let mut campaigns = 0;
+        for (a, task) in tasks.iter() {
+            let stats = task.state.stats();
+            let (late, overflow, duplicate) = reported.entry(*a).or_default();
+            metrics
+                .late_partials
+                .inc_by(stats.late_partials.saturating_sub(*late));
+            metrics
+                .campaigns_overflow
+                .inc_by(stats.campaigns_overflow.saturating_sub(*overflow));
+            metrics
+                .duplicate_partials
+                .inc_by(stats.duplicate_partials.saturating_sub(*duplicate));
+            (*late, *overflow, *duplicate) = (
+                stats.late_partials,
+                stats.campaigns_overflow,
+                stats.duplicate_partials,
+            );
+            campaigns += stats.campaigns;
+            for (kind, n) in task.state.active() {
+                *active.entry(kind).or_insert(0) += n;
+            }
+        }
+        metrics.campaigns.set(campaigns as i64);
+        metrics.set_active(DetectStage::Fleet, &active);
+        metrics.state.set_since_checkpoint(
+            DetectStage::Fleet,
+            tasks.values().map(|t| t.since_checkpoint).sum(),
+        );
     }
 }

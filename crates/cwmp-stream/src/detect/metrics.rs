@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use cwmp_detect::aggregate::{Measure, MeasureKind, Partial};
 use cwmp_detect::{Alert, AlertKind, AlertState, Scope, Verdict};
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use crate::kafka::ConsumerMetrics;
 use crate::metrics::{counter, counter_vec, gauge};
@@ -120,6 +122,7 @@ pub struct DetectMetrics {
     pub watermark_lag_seconds: IntGauge,
     aggregates: IntCounterVec,
     pub late_partials: IntCounter,
+    pub duplicate_partials: IntCounter,
     transfers: IntCounterVec,
     pub campaigns: IntGauge,
     pub campaigns_overflow: IntCounter,
@@ -130,6 +133,150 @@ pub struct DetectMetrics {
     pub window_length_seconds: IntGauge,
     pub worker_consumer: ConsumerMetrics,
     pub fleet_consumer: ConsumerMetrics,
+    pub state: StateMetrics,
+}
+
+/// Durable state: checkpoints written, restores, cold starts, per stage.
+#[derive(Clone, Debug)]
+pub struct StateMetrics {
+    restore_seconds: HistogramVec,
+    restored_bytes: IntCounterVec,
+    checkpoints: IntCounterVec,
+    checkpoint_bytes: IntCounterVec,
+    cold_starts: IntCounterVec,
+    restoring: IntGaugeVec,
+    since_checkpoint: IntGaugeVec,
+}
+
+impl StateMetrics {
+    fn register(registry: &Registry) -> Self {
+        let stages: Vec<&str> = DetectStage::ALL.iter().map(|s| s.as_str()).collect();
+        let by_stage = |name: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &["stage"]).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            for s in &stages {
+                c.with_label_values(&[s]);
+            }
+            c
+        };
+        let gauges = |name: &str, help: &str| {
+            let g = gauge_vec(registry, name, help, &["stage"]);
+            for s in &stages {
+                g.with_label_values(&[s]);
+            }
+            g
+        };
+        let restore_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "cwmp_detect_state_restore_seconds",
+                "Time to restore one partition's detector state on assignment (committed offset, state read, decode).",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            &["stage"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(restore_seconds.clone()))
+            .expect("unique metric");
+        let cold_starts = IntCounterVec::new(
+            Opts::new(
+                "cwmp_detect_state_cold_starts_total",
+                "Partitions assigned without restored state, by reason: empty (nothing stored yet), memory (detect.state = memory), no_commit, offset_mismatch (no whole checkpoint at the committed offset), manifest, not_a_snapshot, version (state of another encoding version), kind, corrupt, config.",
+            ),
+            &["stage", "reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(cold_starts.clone()))
+            .expect("unique metric");
+        for s in &stages {
+            restore_seconds.with_label_values(&[s]);
+            for r in super::state::ColdStart::ALL {
+                cold_starts.with_label_values(&[s, r.as_str()]);
+            }
+        }
+        StateMetrics {
+            restore_seconds,
+            restored_bytes: by_stage(
+                "cwmp_detect_state_restored_bytes_total",
+                "Bytes read from the state topics to restore partitions.",
+            ),
+            checkpoints: by_stage(
+                "cwmp_detect_state_checkpoints_total",
+                "Partition checkpoints written to the state topics and committed.",
+            ),
+            checkpoint_bytes: by_stage(
+                "cwmp_detect_state_checkpoint_bytes_total",
+                "Bytes of detector state written to the state topics.",
+            ),
+            cold_starts,
+            restoring: gauges(
+                "cwmp_detect_state_restoring_partitions",
+                "Assigned partitions whose state is being restored (none of their records is processed until it is).",
+            ),
+            since_checkpoint: gauges(
+                "cwmp_detect_state_uncheckpointed_records",
+                "Inputs processed since their partition's last checkpoint: what a kill now would make the next owner replay (the changelog lag).",
+            ),
+        }
+    }
+
+    pub fn restored(&self, stage: DetectStage, bytes: u64, took: std::time::Duration) {
+        let s = stage.as_str();
+        self.restore_seconds
+            .with_label_values(&[s])
+            .observe(took.as_secs_f64());
+        self.restored_bytes.with_label_values(&[s]).inc_by(bytes);
+    }
+
+    pub fn written(&self, stage: DetectStage, bytes: usize, with_state: bool) {
+        let s = stage.as_str();
+        if with_state {
+            self.checkpoints.with_label_values(&[s]).inc();
+            self.checkpoint_bytes
+                .with_label_values(&[s])
+                .inc_by(bytes as u64);
+        }
+    }
+
+    pub fn cold_start(&self, stage: DetectStage, reason: super::state::ColdStart) {
+        self.cold_starts
+            .with_label_values(&[stage.as_str(), reason.as_str()])
+            .inc();
+    }
+
+    /// Cold starts of `stage` so far, with `reason`.
+    pub fn cold_starts(&self, stage: DetectStage, reason: super::state::ColdStart) -> u64 {
+        self.cold_starts
+            .with_label_values(&[stage.as_str(), reason.as_str()])
+            .get()
+    }
+
+    /// Checkpoints of `stage` written so far.
+    pub fn checkpoints(&self, stage: DetectStage) -> u64 {
+        self.checkpoints.with_label_values(&[stage.as_str()]).get()
+    }
+
+    /// Bytes of the checkpoints of `stage` written so far.
+    pub fn checkpoint_bytes(&self, stage: DetectStage) -> u64 {
+        self.checkpoint_bytes
+            .with_label_values(&[stage.as_str()])
+            .get()
+    }
+
+    pub fn set_restoring(&self, stage: DetectStage, partitions: usize) {
+        self.restoring
+            .with_label_values(&[stage.as_str()])
+            .set(partitions as i64);
+    }
+
+    pub fn set_since_checkpoint(&self, stage: DetectStage, inputs: u64) {
+        self.since_checkpoint
+            .with_label_values(&[stage.as_str()])
+            .set(inputs as i64);
+    }
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -241,6 +388,11 @@ impl DetectMetrics {
                 "cwmp_detect_late_partials_total",
                 "Partial aggregates for windows the fleet stage had already decided.",
             ),
+            duplicate_partials: counter(
+                &registry,
+                "cwmp_detect_duplicate_partials_total",
+                "Partial aggregates a restored worker sent again (already merged; dropped).",
+            ),
             transfers,
             campaigns: gauge(
                 &registry,
@@ -267,6 +419,7 @@ impl DetectMetrics {
                 "cwmp_detect_fleet",
                 "Partitions assigned to this instance.",
             ),
+            state: StateMetrics::register(&registry),
             registry,
         }
     }

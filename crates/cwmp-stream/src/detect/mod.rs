@@ -4,16 +4,23 @@
 //! per-device detectors where each device's partition lands and publish partial
 //! window aggregates to `detect.aggregates_topic`; the fleet stage consumes those,
 //! merges them and decides the fleet alerts. Both publish alerts to
-//! `detect.alerts_topic`, keyed by alert id. Delivery is at-least-once: input
-//! offsets are stored only after every output a batch caused is acknowledged.
-//! Detector state lives in memory: after a restart or a rebalance, a worker
-//! rebuilds it from the records it consumes from then on.
+//! `detect.alerts_topic`, keyed by alert id. Delivery is at-least-once.
+//!
+//! Each stage keeps one detector state per partition it owns (a `Worker` per input
+//! partition, a `Fleet` per aggregates partition). With `detect.state = "kafka"`
+//! ([`state`]) each partition's state is checkpointed to a compacted state topic
+//! and its input offset committed only after the checkpoint and every output before
+//! it are acknowledged; on assignment the state is restored before any of the
+//! partition's records is processed, so that what is detected does not depend on
+//! restarts, kills or rebalances. With `"memory"`, offsets are committed at the
+//! same points and a moved partition starts cold.
 //!
 //! [`replay`] runs the same engine over an NDJSON file, in process.
 
 pub mod fleet;
 pub mod metrics;
 pub mod replay;
+pub mod state;
 pub mod worker;
 
 use std::sync::Arc;
@@ -23,12 +30,13 @@ use anyhow::Context;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tokio::sync::watch;
 
-use crate::config::{Config, Stage};
+use crate::config::{Config, Stage, StateBackend};
 use crate::health::Health;
-use crate::kafka::properties::{producer_defaults, PARTITION_EOF, STORE_AFTER_ACK};
+use crate::kafka::properties::{producer_defaults, COMMIT_AT_CHECKPOINT, PARTITION_EOF};
 use crate::kafka::{delivered, GroupConsumer, StatsProducer};
 pub use metrics::DetectMetrics;
 use metrics::DetectStage;
+use state::{Checkpointer, StateReader, Task, Tasks};
 
 /// Runs the configured stage(s) until `stop` turns true, or a fatal error.
 pub async fn run(
@@ -102,7 +110,7 @@ struct StageClients {
 impl StageClients {
     /// The worker consumes EventRecords, with end-of-partition events (its watermark
     /// waits only for partitions with a backlog); the fleet stage consumes
-    /// aggregates. Both store offsets only after their outputs are acknowledged.
+    /// aggregates. Both commit offsets only at checkpoints.
     fn open(
         config: &Config,
         metrics: &DetectMetrics,
@@ -124,7 +132,7 @@ impl StageClients {
                 &metrics.fleet_consumer,
             ),
         };
-        let mut ours = STORE_AFTER_ACK.to_vec();
+        let mut ours = COMMIT_AT_CHECKPOINT.to_vec();
         ours.push((PARTITION_EOF, partition_eof));
         let consumer = crate::kafka::group_consumer(
             &config.kafka,
@@ -179,4 +187,129 @@ async fn send_alert(
     crate::kafka::enqueue(producer, record)
         .await
         .context("producing an alert")
+}
+
+/// A stage's durable state: its state topic made sure of (created compacted, or
+/// checked), the reader that restores partitions and the checkpointer.
+async fn open_state(
+    io: StageIo<'_>,
+    stage: DetectStage,
+    input_topic: &str,
+    state_topic: &str,
+    partitions: i32,
+) -> anyhow::Result<(Checkpointer, Option<StateReader>)> {
+    let d = &io.config.detect;
+    let (reader, policy) = match d.state {
+        StateBackend::Kafka => {
+            let policy = state::ensure_topic(
+                &io.config.kafka,
+                state_topic,
+                partitions,
+                d.state_topic_replication,
+                input_topic,
+                || crate::kafka::topic_partitions(&io.clients.consumer, state_topic),
+            )
+            .await?;
+            (
+                Some(StateReader::new(&io.config.kafka, state_topic)?),
+                policy,
+            )
+        }
+        StateBackend::Memory => (None, state::PolicyCheck::default()),
+    };
+    tracing::info!(
+        stage = stage.as_str(),
+        state = %d.state,
+        topic = state_topic,
+        interval_ms = d.checkpoint_interval_ms,
+        "detector state per partition"
+    );
+    Ok((
+        Checkpointer {
+            backend: d.state,
+            stage,
+            input_topic: input_topic.to_owned(),
+            state_topic: state_topic.to_owned(),
+            producer: io.clients.producer.clone(),
+            metrics: io.metrics.state.clone(),
+            policy: Arc::new(tokio::sync::Mutex::new(policy)),
+        },
+        reader,
+    ))
+}
+
+/// Installs the revoke hook: revoked partitions are checkpointed, committed and
+/// dropped inside the rebalance callback, before another instance takes them.
+fn on_revoke<S: state::Checkpointed + Send + 'static>(
+    io: StageIo<'_>,
+    checkpointer: &Checkpointer,
+    tasks: &Arc<std::sync::Mutex<Tasks<S>>>,
+) {
+    let (checkpointer, tasks) = (checkpointer.clone(), tasks.clone());
+    let drain = Duration::from_millis(io.config.detect.drain_timeout_ms);
+    use rdkafka::consumer::Consumer;
+    io.clients
+        .consumer
+        .context()
+        .on_revoke
+        .install(Box::new(move |consumer, tpl| {
+            let revoked: Vec<i32> = tpl
+                .elements_for_topic(&checkpointer.input_topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            if !revoked.is_empty() {
+                checkpointer.flush_revoked(&tasks, consumer, &revoked, drain);
+            }
+        }));
+}
+
+/// Follows the assignment: a newly assigned partition gets its state restored
+/// before any of its records is processed (unready meanwhile); one no longer
+/// assigned (lost without a revoke) is dropped.
+fn follow_assignment<S>(
+    io: StageIo<'_>,
+    checkpointer: &Checkpointer,
+    reader: Option<&StateReader>,
+    tasks: &std::sync::Mutex<Tasks<S>>,
+    assigned: &[i32],
+    decode: impl Fn(i32, &[u8]) -> Result<S, cwmp_detect::SnapshotError>,
+    fresh: impl Fn(i32) -> anyhow::Result<S>,
+) -> anyhow::Result<()> {
+    let new: Vec<i32> = {
+        let mut tasks = state::lock(tasks);
+        tasks.retain(|p, _| assigned.contains(p));
+        assigned
+            .iter()
+            .copied()
+            .filter(|p| !tasks.contains_key(p))
+            .collect()
+    };
+    if new.is_empty() {
+        return Ok(());
+    }
+    let stage = checkpointer.stage;
+    io.health.set_restoring(new.len() as i64);
+    io.metrics.state.set_restoring(stage, new.len());
+    let (committed, read) = tokio::task::block_in_place(|| {
+        let committed = state::committed(&io.clients.consumer, &checkpointer.input_topic, &new)?;
+        let read = reader.map(|r| r.read(&new)).transpose()?;
+        anyhow::Ok((committed, read))
+    })?;
+    for (i, &partition) in new.iter().enumerate() {
+        let task: Task<S> = state::restore(
+            checkpointer,
+            partition,
+            committed.get(&partition).copied(),
+            read.as_ref().and_then(|r| r.get(&partition)),
+            |bytes| decode(partition, bytes),
+            || fresh(partition),
+        )?;
+        state::lock(tasks).insert(partition, task);
+        io.health.set_restoring((new.len() - i - 1) as i64);
+        io.metrics.state.set_restoring(stage, new.len() - i - 1);
+    }
+    io.health.set_restoring(0);
+    io.metrics.state.set_restoring(stage, 0);
+    Ok(())
 }

@@ -2,20 +2,22 @@
 //! aggregates out.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use cwmp_detect::aggregate::AggregateMessage;
-use cwmp_detect::{Observation, Verdict, Worker, WorkerOutput};
+use cwmp_detect::{Observation, SnapshotError, Verdict, Worker, WorkerOutput};
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 use tokio::sync::watch;
 
 use super::metrics::{AggregateTraffic, DetectStage, RecordResult};
+use super::state::{lock, Tasks};
 use super::{await_deliveries, send_alert, DetectMetrics, StageClients, StageIo};
 use crate::config::Config;
 use crate::kafka::{
-    assigned as assigned_partitions, enqueue, partition_count, recv_batch, store_offsets, Batch,
+    assigned as assigned_partitions, enqueue, partition_count, recv_batch, topic_partitions, Batch,
     StatsProducer,
 };
 
@@ -33,41 +35,91 @@ pub(super) async fn consume(
     let d = &config.detect;
     let input_partitions = partition_count(consumer, &d.input_topic).await?;
     let aggregate_partitions = partition_count(consumer, &d.aggregates_topic).await?;
-    let mut worker = Worker::new(d.rules.clone())?;
+    Worker::new(d.rules.clone())?;
     // Ingest interleaves the raw partitions into each events partition: wait for each
     // of them (see Worker::expect_sources), when the raw topic can be seen.
-    match source_partitions(consumer, &config.ingest.input_topic) {
+    let expected: Option<Vec<i32>> = match topic_partitions(consumer, &config.ingest.input_topic) {
         Some(n) => {
             tracing::info!(topic = %config.ingest.input_topic, partitions = n, "the watermark follows each raw partition");
-            worker.expect_sources((0..n).collect());
+            Some((0..n).collect())
         }
         None => {
-            tracing::info!(topic = %config.ingest.input_topic, "raw topic not visible: the watermark follows the raw partitions as records name them")
+            tracing::info!(topic = %config.ingest.input_topic, "raw topic not visible: the watermark follows the raw partitions as records name them");
+            None
         }
-    }
+    };
+    let (checkpointer, reader) = super::open_state(
+        io,
+        DetectStage::Worker,
+        &d.input_topic,
+        &d.state_topic,
+        input_partitions,
+    )
+    .await?;
+    // One worker per input partition: its state is checkpointed, restored and moved
+    // with the partition.
+    let tasks: Arc<Mutex<Tasks<Worker>>> = Arc::default();
+    super::on_revoke(io, &checkpointer, &tasks);
+    let fresh = |p: i32| -> anyhow::Result<Worker> {
+        let mut w = Worker::new(d.rules.clone())?;
+        w.set_partitions(vec![p], input_partitions);
+        if let Some(sources) = &expected {
+            w.expect_sources(sources.clone());
+        }
+        Ok(w)
+    };
+    let decode = |p: i32, bytes: &[u8]| -> Result<Worker, SnapshotError> {
+        let mut w = Worker::restore(d.rules.clone(), bytes)?;
+        if w.partitions() != [p] {
+            return Err(SnapshotError::Corrupt(format!(
+                "the state of partitions {:?} in the checkpoint of partition {p}",
+                w.partitions()
+            )));
+        }
+        w.set_partitions(vec![p], input_partitions);
+        if let Some(sources) = &expected {
+            w.expect_sources(sources.clone());
+        }
+        Ok(w)
+    };
     let mut sources = SourceActivity::default();
     let mut assigned: Vec<i32> = Vec::new();
     // Partitions at their end since when; idle for the watermark after partition_idle_ms.
     let mut at_end: BTreeMap<i32, (Instant, bool)> = BTreeMap::new();
     let idle_after = Duration::from_millis(d.partition_idle_ms);
+    let checkpoint_every = Duration::from_millis(d.checkpoint_interval_ms);
+    let mut checkpoint_at = Instant::now();
     let mut gauges_at: Option<Instant> = None;
     loop {
         let batch = tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => return Ok(()),
-            batch = recv_batch(consumer, d.batch_max_messages) => batch,
-            // Wake up to notice partitions that have gone idle.
-            _ = tokio::time::sleep(idle_after / 4 + Duration::from_millis(1)) => Batch::default(),
+            _ = stop.wait_for(|s| *s) => None,
+            batch = recv_batch(consumer, d.batch_max_messages) => Some(batch),
+            // Wake up to notice partitions that have gone idle, and to checkpoint.
+            _ = tokio::time::sleep(idle_after / 4 + Duration::from_millis(1)) => Some(Batch::default()),
+        };
+        let Some(batch) = batch else {
+            // Every output so far is acknowledged: the last checkpoint.
+            return checkpointer.checkpoint(&tasks, consumer).await;
         };
         if !batch.messages.is_empty() {
             health.progress();
         }
-        // Closes name the partitions this worker owns: follow the assignment.
+        // Restore newly assigned partitions before any of their records.
         let now = assigned_partitions(consumer, &d.input_topic);
+        super::follow_assignment(
+            io,
+            &checkpointer,
+            reader.as_ref(),
+            &tasks,
+            &now,
+            decode,
+            fresh,
+        )?;
         if now != assigned {
             assigned = now;
-            worker.set_partitions(assigned.clone(), input_partitions);
             sources.assigned(&assigned);
+            at_end.retain(|p, _| assigned.contains(p));
         }
         let Batch {
             messages: batch,
@@ -86,8 +138,12 @@ pub(super) async fn consume(
                 newly_idle.push(*partition);
             }
         }
-        let mut outputs = observe_batch(&mut worker, metrics, &batch, &newly_idle, &mut sources);
-        sources.release_quiet(&mut worker, idle_after, &mut outputs);
+        let outputs = {
+            let mut tasks = lock(&tasks);
+            let mut outputs = observe_batch(&mut tasks, metrics, &batch, &newly_idle, &mut sources);
+            sources.release_quiet(&mut tasks, idle_after, &mut outputs);
+            outputs
+        };
         let mut deliveries = Vec::new();
         for output in outputs {
             send(
@@ -101,27 +157,48 @@ pub(super) async fn consume(
             .await?;
         }
         await_deliveries(deliveries).await?;
-        store_offsets(consumer, &batch);
+        if checkpoint_at.elapsed() >= checkpoint_every {
+            checkpointer.checkpoint(&tasks, consumer).await?;
+            checkpoint_at = Instant::now();
+        }
         // The state gauges walk the worker's tables: once a second, not per batch.
         if gauges_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             gauges_at = Some(Instant::now());
-            metrics.tracked_devices.set(worker.tracked_devices() as i64);
-            metrics.state_bytes.set(worker.state_bytes() as i64);
-            if let Some(w) = worker.watermark() {
+            let tasks = lock(&tasks);
+            let workers = || tasks.values().map(|t| &t.state);
+            metrics
+                .tracked_devices
+                .set(workers().map(Worker::tracked_devices).sum::<usize>() as i64);
+            metrics
+                .state_bytes
+                .set(workers().map(Worker::state_bytes).sum::<usize>() as i64);
+            metrics.state.set_since_checkpoint(
+                DetectStage::Worker,
+                tasks.values().map(|t| t.since_checkpoint).sum(),
+            );
+            if let Some(w) = workers().filter_map(Worker::watermark).min() {
                 let now_ms = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
                 metrics.watermark_lag_seconds.set((now_ms - w) / 1000);
             }
-            metrics.set_active(DetectStage::Worker, &worker.active());
+            let mut active = BTreeMap::new();
+            for w in workers() {
+                for (kind, n) in w.active() {
+                    *active.entry(kind).or_insert(0) += n;
+                }
+            }
+            metrics.set_active(DetectStage::Worker, &active);
         }
     }
 }
 
-/// Folds a batch of EventRecords (and the partitions gone idle) into the worker;
-/// returns what it produced. Records the detectors cannot use are counted and skipped.
+/// Folds a batch of EventRecords (and the partitions gone idle) into the workers of
+/// their partitions; returns what they produced. Records the detectors cannot use
+/// are counted and skipped; records of a partition no longer owned, or already
+/// held by its restored state, are left to the state that holds them.
 fn observe_batch(
-    worker: &mut Worker,
+    tasks: &mut Tasks<Worker>,
     metrics: &DetectMetrics,
     batch: &[rdkafka::message::OwnedMessage],
     newly_idle: &[i32],
@@ -130,6 +207,14 @@ fn observe_batch(
     let mut outputs = Vec::new();
     let now = Instant::now();
     for message in batch {
+        let partition = message.partition();
+        let Some(task) = tasks.get_mut(&partition) else {
+            continue;
+        };
+        if !task.takes(message.offset()) {
+            continue;
+        }
+        task.processed(message.offset());
         let Some(payload) = message.payload() else {
             metrics.record(RecordResult::Invalid);
             continue;
@@ -137,8 +222,8 @@ fn observe_batch(
         let mut buf = payload.to_vec();
         match Observation::from_json(&mut buf) {
             Ok(obs) => {
-                sources.seen(message.partition(), cwmp_detect::source_of(&obs), now);
-                let verdict = worker.observe(message.partition(), &obs, &mut outputs);
+                sources.seen(partition, cwmp_detect::source_of(&obs), now);
+                let verdict = task.state.observe(partition, &obs, &mut outputs);
                 metrics.record(RecordResult::Judged(verdict));
                 if let (Some(t), Verdict::Accepted) = (&obs.transfer, verdict) {
                     metrics.transfer(t.code);
@@ -146,34 +231,16 @@ fn observe_batch(
             }
             Err(err) => {
                 metrics.record(RecordResult::Invalid);
-                tracing::warn!(%err, partition = message.partition(), offset = message.offset(), "skipping a record the detectors cannot use");
+                tracing::warn!(%err, partition, offset = message.offset(), "skipping a record the detectors cannot use");
             }
         }
     }
     for &partition in newly_idle {
-        worker.partition_idle(partition, &mut outputs);
+        if let Some(task) = tasks.get_mut(&partition) {
+            task.state.partition_idle(partition, &mut outputs);
+        }
     }
     outputs
-}
-
-/// The partition count of the raw topic, when this consumer can see it. All topics'
-/// metadata, not the one topic's: asking for a missing topic may create it.
-fn source_partitions(consumer: &crate::kafka::GroupConsumer, topic: &str) -> Option<i32> {
-    use rdkafka::consumer::Consumer;
-    let metadata = match consumer.fetch_metadata(None, Duration::from_secs(5)) {
-        Ok(metadata) => metadata,
-        Err(err) => {
-            tracing::warn!(%err, topic, "could not read the topics' metadata to find the raw partitions");
-            return None;
-        }
-    };
-    let n = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())?
-        .partitions()
-        .len() as i32;
-    (n > 0).then_some(n)
 }
 
 /// When each (input partition, source) pair last delivered, in wall time: a source
@@ -207,6 +274,17 @@ impl SourceActivity {
     }
 
     fn release_quiet(
+        &mut self,
+        tasks: &mut Tasks<Worker>,
+        idle_after: Duration,
+        out: &mut Vec<WorkerOutput>,
+    ) {
+        for task in tasks.values_mut() {
+            self.release_quiet_of(&mut task.state, idle_after, out);
+        }
+    }
+
+    fn release_quiet_of(
         &mut self,
         worker: &mut Worker,
         idle_after: Duration,

@@ -34,6 +34,7 @@ pub fn group_consumer(
         health: health.clone(),
         rebalanced: AtomicBool::new(false),
         outage: Default::default(),
+        on_revoke: Default::default(),
     };
     let mut config = consumer_config(
         kafka,
@@ -133,6 +134,28 @@ pub fn assigned<C: ConsumerContext + 'static>(
             partitions
         })
         .unwrap_or_default()
+}
+
+/// The partition count of `topic` now, when this consumer can see it. All topics'
+/// metadata, not the one topic's: asking for a missing topic may create it.
+pub fn topic_partitions<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+) -> Option<i32> {
+    let metadata = match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+        Ok(metadata) => metadata,
+        Err(err) => {
+            tracing::warn!(%err, topic, "could not read the topics' metadata");
+            return None;
+        }
+    };
+    let n = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())?
+        .partitions()
+        .len() as i32;
+    (n > 0).then_some(n)
 }
 
 /// Partitions of `topic`, waiting up to a minute for it to exist.

@@ -4,8 +4,9 @@
 //! broker is followed to its end, and rebalances are counted, logged and followed by
 //! a commit of what is stored.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus::{IntCounterVec, IntGauge, Registry};
 use rdkafka::client::ClientContext;
@@ -13,6 +14,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
+use rdkafka::TopicPartitionList;
 
 use super::quiet::{limited, Outage};
 use crate::health::Health;
@@ -39,6 +41,10 @@ fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
 
 /// A client error, logged at a bounded rate per error code.
 fn log_error(error: &KafkaError, reason: &str) {
+    // The end of a partition is an event the consuming loops use, not a fault.
+    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+        return;
+    }
     let code = error
         .rdkafka_error_code()
         .map_or_else(|| "none".to_owned(), |c| format!("{c:?}"));
@@ -180,6 +186,32 @@ impl ConsumerMetrics {
     }
 }
 
+/// What a service does with partitions about to be revoked, inside the rebalance
+/// callback (detect: checkpoint their state, commit, drop it).
+pub type RevokeHook =
+    Box<dyn Fn(&BaseConsumer<GroupConsumerContext>, &TopicPartitionList) + Send + Sync>;
+
+/// The revoke hook a service installs once its state exists.
+#[derive(Default)]
+pub struct OnRevoke(OnceLock<RevokeHook>);
+
+impl OnRevoke {
+    /// Installs the hook; a second one is refused (returns false).
+    pub fn install(&self, hook: RevokeHook) -> bool {
+        self.0.set(hook).is_ok()
+    }
+}
+
+impl fmt::Debug for OnRevoke {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "OnRevoke(installed)"
+        } else {
+            "OnRevoke(none)"
+        })
+    }
+}
+
 /// A group consumer's context (ingest, detect worker, fleet stage): rebalance
 /// bookkeeping, commit on revoke, lag.
 #[derive(Debug)]
@@ -190,6 +222,8 @@ pub struct GroupConsumerContext {
     pub rebalanced: AtomicBool,
     /// Whether every broker is unreachable, and since when.
     pub outage: Outage,
+    /// Called first on a revoke, with the partitions revoked.
+    pub on_revoke: OnRevoke,
 }
 
 impl ClientContext for GroupConsumerContext {
@@ -198,6 +232,9 @@ impl ClientContext for GroupConsumerContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
         let kind = ClientErrorKind::of(&error);
         self.metrics.client_error(kind);
         if kind == ClientErrorKind::AllBrokersDown && self.outage.down() {
@@ -232,6 +269,9 @@ impl ConsumerContext for GroupConsumerContext {
             Rebalance::Revoke(tpl) => {
                 self.metrics.rebalanced(RebalanceKind::Revoke);
                 self.rebalanced.store(true, Ordering::SeqCst);
+                if let Some(hook) = self.on_revoke.0.get() {
+                    hook(consumer, tpl);
+                }
                 // Commit what is stored before the partitions go to another instance.
                 match consumer.commit_consumer_state(CommitMode::Sync) {
                     Ok(()) => tracing::info!(
@@ -260,6 +300,22 @@ impl ConsumerContext for GroupConsumerContext {
         self.health.set_assigned(count);
     }
 }
+
+/// The context of a consumer outside any group (detect's state reader): logs only.
+#[derive(Debug)]
+pub struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_to_tracing(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
 
 /// A producer context that reports the queue depth.
 #[derive(Debug)]

@@ -33,6 +33,15 @@ pub const TRANSACTIONAL_CONSUMER: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
 ];
 
+/// The detect stages: offsets are committed by the service, at checkpoints, once
+/// the state and every output before them are acknowledged.
+pub const COMMIT_AT_CHECKPOINT: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    // A new group reads the topic from its start: nothing published before is lost.
+    ("auto.offset.reset", "earliest"),
+];
+
 /// How the services' group consumers share partitions.
 pub const GROUP_MEMBERSHIP: &[(&str, &str)] = &[
     // Incremental (cooperative) rebalancing: a member joining or leaving moves only
@@ -86,6 +95,7 @@ pub fn managed_consumer_keys() -> Vec<&'static str> {
         STORE_AFTER_ACK
             .iter()
             .chain(TRANSACTIONAL_CONSUMER)
+            .chain(COMMIT_AT_CHECKPOINT)
             .map(|(k, _)| *k),
     );
     dedup(keys)

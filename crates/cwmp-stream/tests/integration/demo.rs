@@ -45,7 +45,20 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
         )),
         "{stdout}"
     );
-    assert!(stdout.contains("(0 late)"), "{stdout}");
+    assert!(stdout.contains("(0 late; state: "), "{stdout}");
+    // The detector state was checkpointed while the demo ran.
+    let checkpoints = stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once("state: ")?
+                .1
+                .split_once(" checkpoints")?
+                .0
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("the detect line counts checkpoints");
+    assert!(checkpoints > 0, "{stdout}");
     let alert = |kind: &str, scope: &str, key: &str| {
         stdout.lines().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();

@@ -18,7 +18,7 @@ use crate::kafka_util::{read_topic, Broker};
 const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_795_478_400_000;
-const PARTITIONS: i32 = 8;
+pub(crate) const PARTITIONS: i32 = 8;
 
 /// One EventRecord v1 line.
 fn record(
@@ -84,7 +84,7 @@ fn transfer(
 /// class at 2 h, one device in a reboot loop, and a firmware campaign on another
 /// class at 2 h 30 whose downloads fail on a third of it (upgrade boots and
 /// TransferComplete results) — in arrival order.
-fn scenario() -> Vec<(String, String)> {
+pub(crate) fn scenario() -> Vec<(String, String)> {
     let classes = ["202BC1 BM632w", "00D09E HG8245H", "A0F3C1 ArcherC7"];
     // (time, device, class, event codes and kinds)
     type Planned<'a> = (i64, usize, &'a str, Vec<(&'a str, &'a str)>);
@@ -160,7 +160,7 @@ fn scenario() -> Vec<(String, String)> {
         .collect()
 }
 
-fn replay_lines(lines: &[(String, String)]) -> Vec<String> {
+pub(crate) fn replay_lines(lines: &[(String, String)]) -> Vec<String> {
     let input: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
     let mut out = Vec::new();
     detect::replay::replay(
@@ -230,6 +230,14 @@ async fn run_kafka_with(
     config.detect.alerts_topic = alerts.clone();
     config.detect.group_id = format!("{stamp}.workers");
     config.detect.fleet_group_id = format!("{stamp}.fleet");
+    config.detect.state_topic = format!("{stamp}.state");
+    config.detect.fleet_state_topic = format!("{stamp}.fleet-state");
+    broker
+        .create_state_topic(&config.detect.state_topic, PARTITIONS)
+        .await;
+    broker
+        .create_state_topic(&config.detect.fleet_state_topic, 4)
+        .await;
     for (k, v) in [
         ("session.timeout.ms", "6000"),
         ("heartbeat.interval.ms", "500"),
@@ -284,6 +292,10 @@ async fn run_kafka_with(
         } else {
             steady_since = None;
         }
+        if let Some(i) = tasks.iter().position(|t| t.is_finished()) {
+            let ended = tasks.swap_remove(i).await.expect("join");
+            panic!("a detect stage ended before the group settled: {ended:?}");
+        }
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the worker group did not settle"
@@ -317,7 +329,7 @@ async fn run_kafka_with(
 }
 
 /// Produces `lines` to the events topic, each on its device's partition.
-async fn publish(broker: &Broker, events: &str, lines: &[(String, String)]) {
+pub(crate) async fn publish(broker: &Broker, events: &str, lines: &[(String, String)]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &broker.bootstrap)
         .set("linger.ms", "5")

@@ -66,7 +66,18 @@ impl Broker {
         t
     }
 
+    /// A compacted topic, as detect's state topics are (on the mock cluster, which
+    /// cannot create topics through the admin API, a plain one).
+    pub async fn create_state_topic(&self, name: &str, partitions: i32) {
+        self.create_topic_with(name, partitions, &[("cleanup.policy", "compact")])
+            .await
+    }
+
     pub async fn create_topic(&self, name: &str, partitions: i32) {
+        self.create_topic_with(name, partitions, &[]).await
+    }
+
+    async fn create_topic_with(&self, name: &str, partitions: i32, settings: &[(&str, &str)]) {
         match &self.mock {
             Some(mock) => mock
                 .create_topic(name, partitions, 1)
@@ -76,7 +87,10 @@ impl Broker {
                     .set("bootstrap.servers", &self.bootstrap)
                     .create()
                     .expect("admin client");
-                let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+                let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+                for (k, v) in settings {
+                    topic = topic.set(k, v);
+                }
                 let result = admin
                     .create_topics(
                         [&topic],

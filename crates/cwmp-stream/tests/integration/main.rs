@@ -4,6 +4,7 @@ mod check_config;
 mod demo;
 mod deploy_metrics;
 mod detect;
+mod detect_faults;
 mod extract;
 mod http;
 mod ingest;

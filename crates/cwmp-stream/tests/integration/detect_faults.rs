@@ -1,0 +1,295 @@
+//! `cwmp-stream detect` as processes, killed with SIGKILL, restarted, scaled and
+//! stopped with SIGTERM while it works through its input: the distinct alert
+//! transitions it publishes are those of `detect --replay` over the same records.
+//! Every chunk of the input is published as a backlog before the processes that
+//! catch it up start or go on.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::detect::{publish, replay_lines, scenario, PARTITIONS};
+use crate::kafka_util::Broker;
+
+const AGGREGATE_PARTITIONS: i32 = 4;
+
+struct Stack {
+    bootstrap: String,
+    stamp: String,
+}
+
+impl Stack {
+    fn topic(&self, name: &str) -> String {
+        format!("{}.{name}", self.stamp)
+    }
+
+    fn spawn(&self, stage: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_cwmp-stream"))
+            .arg("detect")
+            .args(["--brokers", &self.bootstrap, "--stage", stage])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .env("CWMP__INGEST__INPUT_TOPIC", self.topic("raw"))
+            .env("CWMP__DETECT__INPUT_TOPIC", self.topic("events"))
+            .env("CWMP__DETECT__AGGREGATES_TOPIC", self.topic("aggregates"))
+            .env("CWMP__DETECT__ALERTS_TOPIC", self.topic("alerts"))
+            .env("CWMP__DETECT__GROUP_ID", self.topic("workers"))
+            .env("CWMP__DETECT__FLEET_GROUP_ID", self.topic("fleet"))
+            .env("CWMP__DETECT__STATE_TOPIC", self.topic("state"))
+            .env("CWMP__DETECT__FLEET_STATE_TOPIC", self.topic("fleet-state"))
+            // Checkpoints often, so that kills land between and during them.
+            .env("CWMP__DETECT__CHECKPOINT_INTERVAL_MS", "300")
+            .env("CWMP__KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "6000")
+            .env("CWMP__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS", "500")
+            .env("CWMP__LOG__LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn cwmp-stream detect")
+    }
+
+    /// The sum of a group's committed offsets on `topic` (what it has checkpointed).
+    fn committed(&self, group: &str, topic: &str, partitions: i32) -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", self.topic(group))
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(&self.topic(topic), p);
+        }
+        match consumer.committed_offsets(tpl, Duration::from_secs(10)) {
+            Ok(got) => got
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Waits until the workers have checkpointed at least `records` input records.
+    fn wait_checkpointed(&self, records: usize, children: &mut [&mut Child]) {
+        let start = Instant::now();
+        while self.committed("workers", "events", PARTITIONS) < records as i64 {
+            for child in children.iter_mut() {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    panic!("a detect process exited: {status}");
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the workers did not checkpoint {records} records within 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn terminate(child: &mut Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM failed");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "did not exit within 60 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill(child: &mut Child) {
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+}
+
+/// The distinct alert transitions on the alerts topic, read until every one of
+/// `expected` is there and nothing new came for a few seconds (or the deadline).
+fn distinct_alerts(stack: &Stack, expected: &BTreeSet<String>) -> (BTreeSet<String>, usize) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.bootstrap)
+        .set("group.id", stack.topic("alert-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    consumer
+        .subscribe(&[&stack.topic("alerts")])
+        .expect("subscribe");
+    let (start, mut last_new) = (Instant::now(), Instant::now());
+    let mut got = BTreeSet::new();
+    let mut messages = 0;
+    while start.elapsed() < Duration::from_secs(240) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            messages += 1;
+            let line = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            if got.insert(line) {
+                last_new = Instant::now();
+            }
+        } else if got.is_superset(expected) && last_new.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    (got, messages)
+}
+
+fn report(got: &BTreeSet<String>, expected: &BTreeSet<String>) -> String {
+    let missing: Vec<_> = expected.difference(got).take(5).collect();
+    let extra: Vec<_> = got.difference(expected).take(5).collect();
+    format!(
+        "{} distinct alerts, {} expected; {} missing, e.g. {missing:#?}; {} extra, e.g. {extra:#?}",
+        got.len(),
+        expected.len(),
+        expected.difference(got).count(),
+        got.difference(expected).count()
+    )
+}
+
+/// Kill -9 of the only worker after its first checkpoints, three workers catching
+/// up the next backlog from the checkpoints, kill -9 of the fleet stage while the
+/// power cut's windows are in progress, a restarted fleet stage, then a worker
+/// stopped with SIGTERM (three to two) before the last backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_restarts_and_scaling_give_the_alerts_of_the_replay() {
+    let broker = Broker::start();
+    let stack = Stack {
+        bootstrap: broker.bootstrap.clone(),
+        stamp: format!("detect-faults-{}", std::process::id()),
+    };
+    broker
+        .create_topic(&stack.topic("events"), PARTITIONS)
+        .await;
+    broker
+        .create_topic(&stack.topic("aggregates"), AGGREGATE_PARTITIONS)
+        .await;
+    broker.create_topic(&stack.topic("alerts"), 1).await;
+    broker
+        .create_state_topic(&stack.topic("state"), PARTITIONS)
+        .await;
+    broker
+        .create_state_topic(&stack.topic("fleet-state"), AGGREGATE_PARTITIONS)
+        .await;
+    let lines = scenario();
+    let expected: BTreeSet<String> = replay_lines(&lines).into_iter().collect();
+    // Four backlogs in event-time order (the scenario is in arrival order).
+    let quarter = lines.len().div_ceil(4);
+    let chunks: Vec<_> = lines.chunks(quarter).collect();
+    let events = stack.topic("events");
+    let mut published = 0;
+
+    publish(&broker, &events, chunks[0]).await;
+    published += chunks[0].len();
+    let mut fleet = stack.spawn("fleet");
+    let mut w1 = stack.spawn("worker");
+    stack.wait_checkpointed(published / 2, &mut [&mut fleet, &mut w1]);
+    kill(&mut w1);
+
+    publish(&broker, &events, chunks[1]).await;
+    published += chunks[1].len();
+    let mut workers: Vec<Child> = (0..3).map(|_| stack.spawn("worker")).collect();
+    {
+        let mut all: Vec<&mut Child> = workers.iter_mut().collect();
+        all.push(&mut fleet);
+        stack.wait_checkpointed(published, &mut all);
+    }
+
+    publish(&broker, &events, chunks[2]).await;
+    published += chunks[2].len();
+    // The fleet stage dies while the power cut's partials come in.
+    let fleet_committed = stack.committed("fleet", "aggregates", AGGREGATE_PARTITIONS);
+    let start = Instant::now();
+    while stack.committed("fleet", "aggregates", AGGREGATE_PARTITIONS) == fleet_committed
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill(&mut fleet);
+    let mut fleet = stack.spawn("fleet");
+    {
+        let mut all: Vec<&mut Child> = workers.iter_mut().collect();
+        all.push(&mut fleet);
+        stack.wait_checkpointed(published, &mut all);
+    }
+
+    let mut third = workers.pop().expect("three workers");
+    terminate(&mut third);
+    publish(&broker, &events, chunks[3]).await;
+
+    let (got, messages) = tokio::task::block_in_place(|| distinct_alerts(&stack, &expected));
+    for mut child in workers.into_iter().chain([fleet]) {
+        terminate(&mut child);
+    }
+    assert_eq!(got, expected, "{}", report(&got, &expected));
+    // Duplicates within the at-least-once window only: at most one resend of each
+    // transition per fault.
+    assert!(
+        messages <= 4 * expected.len(),
+        "{messages} alert messages for {} distinct transitions",
+        expected.len()
+    );
+}
+
+/// A state topic with another partition count than the input is refused at start,
+/// with an error naming the topic and the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_topic_with_the_wrong_partitions_is_refused() {
+    use cwmp_stream::config::{Config, Stage};
+    use cwmp_stream::detect::{self, DetectMetrics};
+    use cwmp_stream::health::Health;
+    use std::sync::Arc;
+
+    let broker = Broker::start();
+    let stack = Stack {
+        bootstrap: broker.bootstrap.clone(),
+        stamp: format!("detect-wrong-state-{}", std::process::id()),
+    };
+    broker
+        .create_topic(&stack.topic("events"), PARTITIONS)
+        .await;
+    broker
+        .create_topic(&stack.topic("aggregates"), AGGREGATE_PARTITIONS)
+        .await;
+    broker.create_topic(&stack.topic("alerts"), 1).await;
+    broker.create_state_topic(&stack.topic("state"), 3).await;
+    let mut config = Config::default();
+    config.kafka.brokers = broker.bootstrap.clone();
+    config.metrics.listen = String::new();
+    config.ingest.input_topic = stack.topic("raw");
+    config.detect.stage = Stage::Worker;
+    config.detect.input_topic = stack.topic("events");
+    config.detect.aggregates_topic = stack.topic("aggregates");
+    config.detect.alerts_topic = stack.topic("alerts");
+    config.detect.group_id = stack.topic("workers");
+    config.detect.fleet_group_id = stack.topic("fleet");
+    config.detect.state_topic = stack.topic("state");
+    config.detect.fleet_state_topic = stack.topic("fleet-state");
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let health = Arc::new(Health::new(Duration::from_secs(60)));
+    let ran = tokio::time::timeout(
+        Duration::from_secs(60),
+        detect::run(&config, DetectMetrics::new(), health, stop),
+    )
+    .await
+    .expect("refused within a minute");
+    let err = format!("{:#}", ran.expect_err("a wrong state topic is refused"));
+    assert!(
+        err.contains(&stack.topic("state")) && err.contains("3 partitions"),
+        "{err}"
+    );
+}
