@@ -21,7 +21,7 @@ const T0: i64 = 1_795_478_400_000;
 pub(crate) const PARTITIONS: i32 = 8;
 
 /// One EventRecord v1 line.
-fn record(
+pub(crate) fn record(
     device: usize,
     class: &str,
     time_ms: i64,

@@ -293,3 +293,103 @@ async fn a_state_topic_with_the_wrong_partitions_is_refused() {
         "{err}"
     );
 }
+
+/// Three hours of 900 devices of one product class that wake up now and then (a
+/// class baseline of some 15 wake-ups a window), then a wake-up storm at 2 h 30 on
+/// 400 of them: `wakeup_rate` on the class opens only if the baseline learned
+/// since the start (one hour of warm-up) is still there.
+fn wakeup_scenario() -> Vec<(String, String)> {
+    const MIN: i64 = 60_000;
+    const T0: i64 = 1_795_478_400_000;
+    let class = "00D09E HG8245H";
+    let mut events: Vec<(i64, usize, &str)> = Vec::new();
+    for device in 0..900usize {
+        let phase = (device as i64 * 7919) % (60 * MIN);
+        let mut t = T0 + phase;
+        while t < T0 + 180 * MIN {
+            events.push((t, device, "periodic"));
+            // One wake-up every other hour per device, half an hour after its inform.
+            if (t - T0) / (60 * MIN) % 2 == device as i64 % 2 {
+                events.push((t + 30 * MIN, device, "wakeup"));
+            }
+            t += 60 * MIN;
+        }
+        if device < 400 {
+            events.push((
+                T0 + 150 * MIN + (device as i64 * 613) % (3 * MIN),
+                device,
+                "wakeup",
+            ));
+        }
+    }
+    events.retain(|(t, _, _)| *t < T0 + 180 * MIN);
+    events.sort();
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(offset, (t, device, kind))| {
+            let code = if kind == "wakeup" {
+                ("13 WAKEUP", "wakeup")
+            } else {
+                ("2 PERIODIC", "periodic")
+            };
+            crate::detect::record(device, class, t, &[code], offset)
+        })
+        .collect()
+}
+
+/// Both stages killed with SIGKILL while the class baseline is warm (after 1 h 40 of
+/// event time), restarted, then the rest of the input, storm included, as a backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_baseline_survives_killing_both_stages() {
+    let broker = Broker::start();
+    let stack = Stack {
+        bootstrap: broker.bootstrap.clone(),
+        stamp: format!("detect-warm-{}", std::process::id()),
+    };
+    broker
+        .create_topic(&stack.topic("events"), PARTITIONS)
+        .await;
+    broker
+        .create_topic(&stack.topic("aggregates"), AGGREGATE_PARTITIONS)
+        .await;
+    broker.create_topic(&stack.topic("alerts"), 1).await;
+    broker
+        .create_state_topic(&stack.topic("state"), PARTITIONS)
+        .await;
+    broker
+        .create_state_topic(&stack.topic("fleet-state"), AGGREGATE_PARTITIONS)
+        .await;
+    let lines = wakeup_scenario();
+    let expected: BTreeSet<String> = replay_lines(&lines).into_iter().collect();
+    assert!(
+        expected
+            .iter()
+            .any(|a| a.contains(r#""kind":"wakeup_rate","state":"open","scope":"product_class""#)),
+        "the storm opens wakeup_rate on the class in the replay: {expected:#?}"
+    );
+    let cut = lines.len() * 100 / 180;
+    let events = stack.topic("events");
+    publish(&broker, &events, &lines[..cut]).await;
+    let mut fleet = stack.spawn("fleet");
+    let mut worker = stack.spawn("worker");
+    stack.wait_checkpointed(cut, &mut [&mut fleet, &mut worker]);
+    // The fleet stage has merged partials (its baseline is learning) before the kill.
+    let start = Instant::now();
+    while stack.committed("fleet", "aggregates", AGGREGATE_PARTITIONS) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the fleet stage never checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill(&mut worker);
+    kill(&mut fleet);
+    publish(&broker, &events, &lines[cut..]).await;
+    let mut fleet = stack.spawn("fleet");
+    let mut worker = stack.spawn("worker");
+    let (got, _) = tokio::task::block_in_place(|| distinct_alerts(&stack, &expected));
+    terminate(&mut worker);
+    terminate(&mut fleet);
+    assert_eq!(got, expected, "{}", report(&got, &expected));
+}
