@@ -23,6 +23,29 @@ struct Stack {
 }
 
 impl Stack {
+    /// The topics of one test on `broker`, named after `test`.
+    /// The workers' state topic gets `state_partitions` (`PARTITIONS` is right).
+    async fn create(broker: &Broker, test: &str, state_partitions: i32) -> Stack {
+        let stack = Stack {
+            bootstrap: broker.bootstrap.clone(),
+            stamp: format!("{test}-{}", std::process::id()),
+        };
+        broker
+            .create_topic(&stack.topic("events"), PARTITIONS)
+            .await;
+        broker
+            .create_topic(&stack.topic("aggregates"), AGGREGATE_PARTITIONS)
+            .await;
+        broker.create_topic(&stack.topic("alerts"), 1).await;
+        broker
+            .create_state_topic(&stack.topic("state"), state_partitions)
+            .await;
+        broker
+            .create_state_topic(&stack.topic("fleet-state"), AGGREGATE_PARTITIONS)
+            .await;
+        stack
+    }
+
     fn topic(&self, name: &str) -> String {
         format!("{}.{name}", self.stamp)
     }
@@ -95,23 +118,11 @@ impl Stack {
 }
 
 fn terminate(child: &mut Child) {
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success(), "kill -TERM failed");
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "did not exit within 60 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_eq!(
+        crate::process_faults::terminate(child).code(),
+        Some(0),
+        "SIGTERM exits 0"
+    );
 }
 
 fn kill(child: &mut Child) {
@@ -168,23 +179,7 @@ fn report(got: &BTreeSet<String>, expected: &BTreeSet<String>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_restarts_and_scaling_give_the_alerts_of_the_replay() {
     let broker = Broker::start();
-    let stack = Stack {
-        bootstrap: broker.bootstrap.clone(),
-        stamp: format!("detect-faults-{}", std::process::id()),
-    };
-    broker
-        .create_topic(&stack.topic("events"), PARTITIONS)
-        .await;
-    broker
-        .create_topic(&stack.topic("aggregates"), AGGREGATE_PARTITIONS)
-        .await;
-    broker.create_topic(&stack.topic("alerts"), 1).await;
-    broker
-        .create_state_topic(&stack.topic("state"), PARTITIONS)
-        .await;
-    broker
-        .create_state_topic(&stack.topic("fleet-state"), AGGREGATE_PARTITIONS)
-        .await;
+    let stack = Stack::create(&broker, "detect-faults", PARTITIONS).await;
     let lines = scenario();
     let expected: BTreeSet<String> = replay_lines(&lines).into_iter().collect();
     // Four backlogs in event-time order (the scenario is in arrival order).
@@ -255,18 +250,8 @@ async fn a_state_topic_with_the_wrong_partitions_is_refused() {
     use std::sync::Arc;
 
     let broker = Broker::start();
-    let stack = Stack {
-        bootstrap: broker.bootstrap.clone(),
-        stamp: format!("detect-wrong-state-{}", std::process::id()),
-    };
-    broker
-        .create_topic(&stack.topic("events"), PARTITIONS)
-        .await;
-    broker
-        .create_topic(&stack.topic("aggregates"), AGGREGATE_PARTITIONS)
-        .await;
-    broker.create_topic(&stack.topic("alerts"), 1).await;
-    broker.create_state_topic(&stack.topic("state"), 3).await;
+    // Three partitions for the workers' state of eight input partitions.
+    let stack = Stack::create(&broker, "detect-wrong-state", 3).await;
     let mut config = Config::default();
     config.kafka.brokers = broker.bootstrap.clone();
     config.metrics.listen = String::new();
@@ -343,23 +328,7 @@ fn wakeup_scenario() -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_baseline_survives_killing_both_stages() {
     let broker = Broker::start();
-    let stack = Stack {
-        bootstrap: broker.bootstrap.clone(),
-        stamp: format!("detect-warm-{}", std::process::id()),
-    };
-    broker
-        .create_topic(&stack.topic("events"), PARTITIONS)
-        .await;
-    broker
-        .create_topic(&stack.topic("aggregates"), AGGREGATE_PARTITIONS)
-        .await;
-    broker.create_topic(&stack.topic("alerts"), 1).await;
-    broker
-        .create_state_topic(&stack.topic("state"), PARTITIONS)
-        .await;
-    broker
-        .create_state_topic(&stack.topic("fleet-state"), AGGREGATE_PARTITIONS)
-        .await;
+    let stack = Stack::create(&broker, "detect-warm", PARTITIONS).await;
     let lines = wakeup_scenario();
     let expected: BTreeSet<String> = replay_lines(&lines).into_iter().collect();
     assert!(

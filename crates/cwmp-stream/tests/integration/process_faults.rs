@@ -34,7 +34,7 @@ fn spawn_ingest_with(broker: &Broker, topics: &Topics, env: &[(&str, &str)]) -> 
         .expect("spawn cwmp-stream ingest")
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
