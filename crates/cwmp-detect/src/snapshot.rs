@@ -26,8 +26,7 @@ pub const VERSION: u16 = 1;
 
 const MAGIC: &[u8; 4] = b"CWST";
 const HEADER: usize = 7;
-/// A snapshot larger than this is refused rather than read (a corrupt length
-/// would otherwise ask for any amount of memory).
+/// A snapshot is never written larger than this.
 const MAX_BYTES: u64 = 4 << 30;
 
 /// Which state a snapshot holds.
@@ -130,8 +129,12 @@ fn decode<T: DeserializeOwned>(kind: StateKind, bytes: &[u8]) -> Result<T, Snaps
             expected: kind,
         });
     }
-    options()
-        .deserialize(&bytes[HEADER..])
+    // The state cannot need more bytes than it has: a corrupt length is refused
+    // before anything of that size is allocated.
+    let body = &bytes[HEADER..];
+    bincode::DefaultOptions::new()
+        .with_limit(body.len() as u64)
+        .deserialize(body)
         .map_err(|e| SnapshotError::Corrupt(e.to_string()))
 }
 
@@ -212,5 +215,27 @@ mod tests {
         let mut huge = worker[..HEADER].to_vec();
         huge.extend_from_slice(&[0xff; 32]);
         assert_eq!(refuse(&huge).reason(), "corrupt");
+    }
+
+    /// A length of 2 GiB written anywhere into a small snapshot (a varint u32) is
+    /// refused for what the bytes hold, without allocating it.
+    #[test]
+    fn a_corrupt_length_allocates_nothing_of_its_size() {
+        let config = DetectConfig::default();
+        let mut worker = Worker::new(config.clone()).expect("worker");
+        worker.set_partitions(vec![3], 8);
+        let snapshot = worker.snapshot();
+        for at in HEADER..snapshot.len() {
+            let mut bad = snapshot[..at].to_vec();
+            bad.extend_from_slice(&[252, 0, 0, 0, 0x80]);
+            bad.extend_from_slice(&snapshot[at..]);
+            let started = std::time::Instant::now();
+            let _ = Worker::restore(config.clone(), &bad);
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(200),
+                "at {at}: {:?}",
+                started.elapsed()
+            );
+        }
     }
 }
