@@ -150,14 +150,15 @@ impl StageClients {
         Ok(StageClients { consumer, producer })
     }
 
-    /// At shutdown: unready, then flush and commit within the drain bound.
+    /// At shutdown: unready, then flush within the drain bound. Nothing is
+    /// committed here: offsets are committed only with a checkpoint, and the
+    /// stage's loop wrote the last one before returning.
     fn close(self, config: &Config, health: &Health, stage: DetectStage) {
         health.set_draining();
         let drain = Duration::from_millis(config.detect.drain_timeout_ms);
         if let Err(err) = rdkafka::producer::Producer::flush(&self.producer, drain) {
             tracing::warn!(%err, "producer flush at shutdown");
         }
-        crate::kafka::commit_stored(&self.consumer);
         tracing::info!(stage = stage.as_str(), "detect stage stopped");
     }
 }

@@ -149,6 +149,11 @@ pub fn topic_partitions<C: ConsumerContext + 'static>(
             return None;
         }
     };
+    partitions_in(&metadata, topic)
+}
+
+/// The partition count of `topic` in `metadata`, when it is there without error.
+fn partitions_in(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Option<i32> {
     let n = metadata
         .topics()
         .iter()
@@ -168,13 +173,7 @@ pub async fn partition_count<C: ConsumerContext + 'static>(
         let found = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(5))
             .ok()
-            .and_then(|m| {
-                m.topics()
-                    .iter()
-                    .find(|t| t.name() == topic && t.error().is_none())
-                    .map(|t| t.partitions().len() as i32)
-            })
-            .filter(|&n| n > 0);
+            .and_then(|m| partitions_in(&m, topic));
         if let Some(n) = found {
             return Ok(n);
         }
@@ -195,16 +194,6 @@ pub fn store_offset<C: ConsumerContext + 'static>(
     {
         // The partition was revoked meanwhile: its new owner consumes it again.
         tracing::debug!(%err, partition = message.partition(), "offset not stored (revoked)");
-    }
-}
-
-/// [`store_offset`] for every message of a batch, in order.
-pub fn store_offsets<C: ConsumerContext + 'static>(
-    consumer: &StreamConsumer<C>,
-    batch: &[OwnedMessage],
-) {
-    for message in batch {
-        store_offset(consumer, message);
     }
 }
 

@@ -19,7 +19,7 @@ pub mod quiet;
 
 pub use consume::{
     assigned, commit_stored, consumer_error, group_consumer, partition_count, recv, recv_batch,
-    store_offset, store_offsets, topic_partitions, Batch, GroupConsumer,
+    store_offset, topic_partitions, Batch, GroupConsumer,
 };
 pub use context::{
     ClientErrorKind, ConsumerMetrics, GroupConsumerContext, ProducerStatsContext, RebalanceKind,
