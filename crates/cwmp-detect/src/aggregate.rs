@@ -104,6 +104,52 @@ pub struct Partial {
     /// what it had sent after the snapshot).
     #[serde(default)]
     pub partition: Option<i32>,
+    /// Silence in the window's newest slide (each slide is sent in exactly one
+    /// window), for the scopes silence is counted by.
+    #[serde(default)]
+    pub silence: Option<Box<SilenceCounts>>,
+}
+
+/// What one slide saw of silence, per scope and key.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SilenceCounts {
+    /// Tracked devices whose deadline passed in the slide without an inform.
+    pub overdue: u64,
+    /// Overdue devices that informed again, with a `local` boot (power) ...
+    pub returned_boot: u64,
+    /// ... or without one (the network came back).
+    pub returned_no_boot: u64,
+    /// Silent devices no longer tracked (silent for `forget_after_ms`).
+    pub forgotten: u64,
+    /// Change in the devices with a known cadence (the share's denominator).
+    pub tracked_delta: i64,
+    /// The smallest ids of devices that came back.
+    pub returned_samples: Vec<String>,
+}
+
+impl SilenceCounts {
+    pub fn merge(&mut self, other: &SilenceCounts) {
+        self.overdue += other.overdue;
+        self.returned_boot += other.returned_boot;
+        self.returned_no_boot += other.returned_no_boot;
+        self.forgotten += other.forgotten;
+        self.tracked_delta += other.tracked_delta;
+        merge_samples(&mut self.returned_samples, &other.returned_samples);
+    }
+}
+
+/// The smallest [`MAX_SAMPLES`] of both.
+pub(crate) fn merge_samples(mine: &mut Vec<String>, theirs: &[String]) {
+    if theirs.is_empty() {
+        return;
+    }
+    let mut all: BTreeSet<&str> = mine.iter().map(String::as_str).collect();
+    all.extend(theirs.iter().map(String::as_str));
+    *mine = all
+        .into_iter()
+        .take(MAX_SAMPLES)
+        .map(str::to_owned)
+        .collect();
 }
 
 /// One campaign's results over some span.
@@ -124,6 +170,10 @@ pub struct Transfers {
     pub versions_before: BTreeMap<String, u64>,
     /// The smallest ids of devices whose transfer failed.
     pub failed_samples: Vec<String>,
+    /// Devices that went silent soon after a `firmware_upgrade` boot or a failed
+    /// transfer of the campaign (a bricked image): counted as failures.
+    #[serde(default)]
+    pub silent_after_transfer: u64,
 }
 
 impl Transfers {
@@ -139,28 +189,22 @@ impl Transfers {
         for (k, n) in &other.versions_before {
             *self.versions_before.entry(k.clone()).or_insert(0) += n;
         }
-        if !other.failed_samples.is_empty() {
-            let mut all: BTreeSet<&str> = self.failed_samples.iter().map(String::as_str).collect();
-            all.extend(other.failed_samples.iter().map(String::as_str));
-            self.failed_samples = all
-                .into_iter()
-                .take(MAX_SAMPLES)
-                .map(str::to_owned)
-                .collect();
-        }
+        merge_samples(&mut self.failed_samples, &other.failed_samples);
+        self.silent_after_transfer += other.silent_after_transfer;
     }
 
     pub fn successes(&self) -> u64 {
         self.results.get("success").copied().unwrap_or(0)
     }
 
-    /// Results with a fault code other than 0.
+    /// Results with a fault code other than 0, and devices silent after a transfer.
     pub fn failures(&self) -> u64 {
         self.results
             .iter()
             .filter(|(k, _)| k.as_str() != "success" && k.as_str() != "unknown")
             .map(|(_, n)| n)
-            .sum()
+            .sum::<u64>()
+            + self.silent_after_transfer
     }
 
     /// Results with a known outcome.
@@ -225,6 +269,11 @@ impl Partial {
         match (&mut self.transfers, &other.transfers) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.transfers = Some(theirs.clone()),
+            _ => {}
+        }
+        match (&mut self.silence, &other.silence) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.silence = Some(theirs.clone()),
             _ => {}
         }
     }

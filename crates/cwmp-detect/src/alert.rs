@@ -23,10 +23,13 @@ pub enum AlertKind {
     FirmwareRollout,
     /// Many transfers of one campaign (command key, within a product class) failing.
     RolloutFailure,
+    /// Many devices of one scope stopped informing: their periodic informs did not
+    /// arrive (an outage while it lasts, with or without a reboot at its end).
+    InformSilence,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 9] = [
         AlertKind::BootStorm,
         AlertKind::AcsMassReboot,
         AlertKind::RebootLoop,
@@ -35,6 +38,7 @@ impl AlertKind {
         AlertKind::RetryStorm,
         AlertKind::FirmwareRollout,
         AlertKind::RolloutFailure,
+        AlertKind::InformSilence,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +51,7 @@ impl AlertKind {
             AlertKind::RetryStorm => "retry_storm",
             AlertKind::FirmwareRollout => "firmware_rollout",
             AlertKind::RolloutFailure => "rollout_failure",
+            AlertKind::InformSilence => "inform_silence",
         }
     }
 }
@@ -92,6 +97,9 @@ pub enum Scope {
     Device,
     /// A firmware campaign: key `"<OUI> <ProductClass>/<CommandKey>"`.
     Campaign,
+    /// Where the devices connect from: the network of `remote_addr` (an IPv4 /24 or
+    /// an IPv6 /48 by default, e.g. `"100.64.3.0/24"`); key `"unknown"` without one.
+    Network,
 }
 
 impl Scope {
@@ -111,6 +119,7 @@ impl Scope {
             Scope::SoftwareVersion => "software_version",
             Scope::Device => "device",
             Scope::Campaign => "campaign",
+            Scope::Network => "network",
         }
     }
 }

@@ -39,7 +39,76 @@ pub struct DetectConfig {
     pub wakeup_rate: WakeupConfig,
     pub retry_storm: RetryStormConfig,
     pub rollout_failure: RolloutFailureConfig,
+    pub inform_silence: InformSilenceConfig,
 }
+
+/// Devices that stopped informing (`inform_silence`), judged by each device's own
+/// learned cadence.
+///
+/// A device is *tracked* once its periodic interval is known: from the
+/// `…ManagementServer.PeriodicInformInterval` a record carries, or from two
+/// consecutive `2 PERIODIC` gaps that agree. It is *overdue* when the watermark
+/// passes its last inform plus max(`grace_factor` × interval, `min_grace_ms`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InformSilenceConfig {
+    pub grace_factor: f64,
+    pub min_grace_ms: i64,
+    /// Devices whose interval is longer are not tracked: their silence would be
+    /// seen days late, and a sleepy device's gaps look like that.
+    pub max_interval_ms: i64,
+    /// Opens when the devices that became overdue within `window_ms` reach
+    /// max(`min_devices`, `baseline_factor` × baseline, `min_share` × tracked devices
+    /// of the scope) ...
+    pub min_devices: u64,
+    pub baseline_factor: f64,
+    pub min_share: f64,
+    /// A multiple of the fleet slide.
+    pub window_ms: i64,
+    /// ... and resolves when this share of the devices overdue since it opened have
+    /// informed again (or were forgotten).
+    pub resolve_share: f64,
+    /// A silent device is forgotten (no longer tracked) after this long.
+    pub forget_after_ms: i64,
+    /// Scopes silence is counted by (`network` among them).
+    pub scopes: Vec<Scope>,
+    /// The `network` scope: prefix lengths of `remote_addr`.
+    pub network_prefix_v4: u8,
+    pub network_prefix_v6: u8,
+    /// A device that goes silent within this long of a `firmware_upgrade` boot or a
+    /// failed transfer counts in its campaign (`silent_after_transfer`).
+    pub transfer_horizon_ms: i64,
+}
+
+impl Default for InformSilenceConfig {
+    fn default() -> Self {
+        InformSilenceConfig {
+            grace_factor: 2.5,
+            min_grace_ms: 600_000,
+            max_interval_ms: 24 * 3_600_000,
+            min_devices: 20,
+            baseline_factor: 5.0,
+            min_share: 0.1,
+            window_ms: 1_800_000,
+            resolve_share: 0.8,
+            forget_after_ms: 3 * 24 * 3_600_000,
+            scopes: vec![
+                Scope::Fleet,
+                Scope::ProductClass,
+                Scope::Acs,
+                Scope::SoftwareVersion,
+                Scope::Network,
+            ],
+            network_prefix_v4: 24,
+            network_prefix_v6: 48,
+            transfer_horizon_ms: 6 * 3_600_000,
+        }
+    }
+}
+
+/// Longest grace a device's compact state can hold (its deadline is kept as an
+/// offset of at most this from its last inform).
+pub const MAX_GRACE_MS: i64 = 72 * 3_600_000;
 
 /// Failing transfers of one campaign (command key, within a product class).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -132,6 +201,7 @@ impl Default for DetectConfig {
             wakeup_rate: WakeupConfig::default(),
             retry_storm: RetryStormConfig::default(),
             rollout_failure: RolloutFailureConfig::default(),
+            inform_silence: InformSilenceConfig::default(),
         }
     }
 }
@@ -260,8 +330,9 @@ impl DetectConfig {
             return err("rollout_failure.max_campaigns must be at least 1");
         }
         if self.scopes.contains(&Scope::Campaign) || self.scopes.contains(&Scope::Device) {
-            return err("scopes may name fleet, product_class, acs and software_version (campaign and device are not window scopes)");
+            return err("scopes may name fleet, product_class, acs, software_version and network (campaign and device are not window scopes)");
         }
+        self.inform_silence.validate(self.slide_ms)?;
         if !(self.wakeup_rate.class_factor.is_finite() && self.wakeup_rate.class_factor >= 0.0) {
             return err("wakeup_rate.class_factor must be a non-negative number");
         }
@@ -271,5 +342,57 @@ impl DetectConfig {
     /// The weight of the newest window in an exponentially weighted baseline.
     pub(crate) fn baseline_alpha(&self) -> f64 {
         1.0 - 0.5f64.powf(self.slide_ms as f64 / self.baseline_half_life_ms as f64)
+    }
+}
+
+impl InformSilenceConfig {
+    fn validate(&self, slide_ms: i64) -> Result<(), ConfigError> {
+        let err = |m: &str| Err(ConfigError(format!("inform_silence.{m}")));
+        if !(self.grace_factor.is_finite() && self.grace_factor >= 1.0) {
+            return err("grace_factor must be a number of at least 1");
+        }
+        if self.min_grace_ms <= 0 || self.max_interval_ms <= 0 {
+            return err("min_grace_ms and max_interval_ms must be positive");
+        }
+        if self.min_grace_ms > MAX_GRACE_MS
+            || self.grace_factor * self.max_interval_ms as f64 > MAX_GRACE_MS as f64
+        {
+            return err("grace_factor × max_interval_ms and min_grace_ms must be at most 72 hours");
+        }
+        if !(self.baseline_factor.is_finite() && self.baseline_factor >= 0.0) {
+            return err("baseline_factor must be a non-negative number");
+        }
+        if !(self.min_share >= 0.0 && self.min_share <= 1.0) {
+            return err("min_share must be in [0, 1]");
+        }
+        if !(self.resolve_share > 0.0 && self.resolve_share <= 1.0) {
+            return err("resolve_share must be in (0, 1]");
+        }
+        if self.min_devices == 0 {
+            return err("min_devices must be at least 1");
+        }
+        if self.window_ms <= 0 || self.window_ms % slide_ms != 0 {
+            return err("window_ms must be a positive multiple of slide_ms");
+        }
+        if self.forget_after_ms < self.window_ms {
+            return err("forget_after_ms must be at least window_ms");
+        }
+        if self.transfer_horizon_ms < 0 {
+            return err("transfer_horizon_ms must not be negative");
+        }
+        if self.network_prefix_v4 == 0 || self.network_prefix_v4 > 32 {
+            return err("network_prefix_v4 must be between 1 and 32");
+        }
+        if self.network_prefix_v6 == 0 || self.network_prefix_v6 > 128 {
+            return err("network_prefix_v6 must be between 1 and 128");
+        }
+        if self
+            .scopes
+            .iter()
+            .any(|s| matches!(s, Scope::Device | Scope::Campaign))
+        {
+            return err("scopes may name fleet, product_class, acs, software_version and network");
+        }
+        Ok(())
     }
 }

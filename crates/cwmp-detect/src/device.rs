@@ -15,6 +15,8 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DetectConfig, MAX_TRACKED};
+use crate::silence::{Cadence, Network, ProfileFields, ProfileKeys, Profiles, SilenceEvent, Wheel};
+use crate::time::floor;
 use crate::{Alert, AlertKind, AlertState, Observation, Scope};
 
 /// How far back a retried session's boot is taken for the boot it retries: CWMP
@@ -46,6 +48,50 @@ struct DeviceState {
     last_seen: u32,
     /// Fingerprints of the last two record sources (0 = none).
     sources: [u32; 2],
+    /// Inform cadence and deadline (`inform_silence`).
+    cadence: Cadence,
+}
+
+/// When a device's entry may go.
+enum Expiry {
+    /// A tracked device waiting for its deadline: the wheel decides.
+    Never,
+    /// After this second; `forget` when it is a silent tracked device (its scopes
+    /// count it out).
+    After { at: u32, forget: bool },
+}
+
+fn expiry(d: &DeviceState, config: &DetectConfig) -> Expiry {
+    let silence = &config.inform_silence;
+    let c = &d.cadence;
+    let secs_of = |ms: i64| (ms / 1000).clamp(0, u32::MAX as i64) as u32;
+    if c.tracked(silence) {
+        return match (c.overdue(), c.deadline(d.last_seen)) {
+            (true, Some(since)) => Expiry::After {
+                at: since.saturating_add(secs_of(silence.forget_after_ms)),
+                forget: true,
+            },
+            _ => Expiry::Never,
+        };
+    }
+    // A device learning its cadence is kept for one longest interval.
+    let keep = if c.learning() {
+        config.device_ttl_ms.max(silence.max_interval_ms)
+    } else {
+        config.device_ttl_ms
+    };
+    Expiry::After {
+        at: d.last_seen.saturating_add(secs_of(keep)),
+        forget: false,
+    }
+}
+
+/// A device that went silent soon after a transfer event of a campaign.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AfterTransfer {
+    at: u32,
+    product_class: String,
+    command_key: String,
 }
 
 /// Most event times one device keeps. Reached only by a device sending thousands of
@@ -155,6 +201,31 @@ pub(crate) struct DeviceTable {
     wakes: FxHashMap<u64, Ring>,
     open: FxHashMap<(u64, AlertKind), OpenDevice>,
     pending: BinaryHeap<Reverse<PendingEvent>>,
+    /// Scope keys of tracked devices.
+    profiles: Profiles,
+    /// Deadlines of tracked devices.
+    wheel: Wheel,
+    /// Devices with a `firmware_upgrade` boot or a failed transfer lately.
+    after_transfer: FxHashMap<u64, AfterTransfer>,
+    /// Devices overdue now.
+    overdue: u64,
+    /// What silence the last calls found, for the worker to count.
+    #[serde(skip)]
+    pub(crate) silence_out: Vec<SilenceEvent>,
+    #[serde(skip)]
+    scratch: String,
+}
+
+/// Pushes one silence event for the device's profile (nothing without one).
+fn emit(
+    out: &mut Vec<SilenceEvent>,
+    profiles: &Profiles,
+    profile: u32,
+    make: impl FnOnce(ProfileKeys) -> SilenceEvent,
+) {
+    if let Some(keys) = profiles.keys(profile) {
+        out.push(make(keys));
+    }
 }
 
 impl DeviceTable {
@@ -169,6 +240,21 @@ impl DeviceTable {
 
     pub fn tracked(&self) -> usize {
         self.devices.len()
+    }
+
+    /// Devices whose cadence is known (with a deadline in the wheel).
+    pub fn with_cadence(&self) -> usize {
+        self.wheel.len()
+    }
+
+    /// Tracked devices overdue now.
+    pub fn overdue(&self) -> u64 {
+        self.overdue
+    }
+
+    /// The key string of profile scope `i` for interned id `id`.
+    pub(crate) fn profile_name(&self, i: usize, id: u32) -> &str {
+        self.profiles.name(i, id)
     }
 
     /// Bytes held by the tables (capacity, not length: what the allocator gave).
@@ -198,14 +284,32 @@ impl DeviceTable {
                 .values()
                 .map(|o| o.id.capacity() + o.device_id.capacity())
                 .sum::<usize>()
+            + self.profiles.state_bytes()
+            + self.wheel.state_bytes()
+            + table(&self.after_transfer)
     }
 
     /// Folds one (non-late) record into its device. Its boots and wake-ups are
     /// judged by [`DeviceTable::advance`] once the watermark passes them.
     /// `key` is [`hash64`] of the device id (the caller needs it too).
-    pub fn observe(&mut self, obs: &Observation, key: u64) -> DeviceVerdict {
+    pub fn observe(&mut self, config: &DetectConfig, obs: &Observation, key: u64) -> DeviceVerdict {
         let now = secs(obs.time_ms);
         let state = self.devices.entry(key).or_default();
+        if state.last_seen != 0 {
+            // What the expiry scan would have dropped by now is dropped here, so
+            // that the state does not depend on when the scan ran.
+            if let Expiry::After { at, forget } = expiry(state, config) {
+                if now > at {
+                    if forget {
+                        forget_device(state, &mut self.profiles, &mut self.silence_out, at);
+                        self.overdue = self.overdue.saturating_sub(1);
+                    }
+                    let scheduled = state.cadence.scheduled();
+                    *state = DeviceState::default();
+                    state.cadence.set_scheduled(scheduled);
+                }
+            }
+        }
         if let Some(source) = &obs.source {
             let fp = (hash64(source) as u32).max(1);
             if state.sources.contains(&fp) {
@@ -213,7 +317,9 @@ impl DeviceTable {
             }
             state.sources = [state.sources[1], fp];
         }
+        let before = state.last_seen;
         state.last_seen = state.last_seen.max(now);
+        self.observe_cadence(config, obs, key, before, now);
 
         // A retried session (RetryCount > 0) repeats the events of the attempt
         // that failed: its boot is the same boot, unless none came within the
@@ -260,6 +366,170 @@ impl DeviceTable {
             }));
         }
         DeviceVerdict::Accepted
+    }
+
+    /// The silence side of one record: a device that was overdue (or whose deadline
+    /// passed before this record) is back; the record teaches the cadence; a tracked
+    /// device gets its profile and a deadline.
+    fn observe_cadence(
+        &mut self,
+        config: &DetectConfig,
+        obs: &Observation,
+        key: u64,
+        before: u32,
+        now: u32,
+    ) {
+        let silence = &config.inform_silence;
+        let Some(state) = self.devices.get_mut(&key) else {
+            return;
+        };
+        let newest = state.last_seen;
+        let c = &mut state.cadence;
+        let out = &mut self.silence_out;
+        let profiles = &mut self.profiles;
+        if c.tracked(silence) {
+            let boot = obs.kinds.local_boot();
+            let back = |out: &mut Vec<SilenceEvent>, profiles: &Profiles, profile: u32| {
+                emit(out, profiles, profile, |profile| SilenceEvent::Returned {
+                    profile,
+                    at_ms: obs.time_ms,
+                    boot,
+                    device_id: obs.device_id.clone(),
+                });
+            };
+            if c.overdue() {
+                back(out, profiles, c.profile);
+                c.set_overdue(false);
+                c.set_deadline(None, before);
+                self.overdue = self.overdue.saturating_sub(1);
+            } else if let Some(deadline) = c.deadline(before).filter(|&d| now > d) {
+                // The deadline passed before the watermark got there: the same two
+                // events the wheel and this record would have made.
+                emit(out, profiles, c.profile, |profile| SilenceEvent::Overdue {
+                    profile,
+                    at_ms: ms(deadline),
+                });
+                went_silent(&mut self.after_transfer, out, config, key, before, deadline);
+                back(out, profiles, c.profile);
+                c.set_deadline(None, before);
+            }
+        }
+        let learned = c.learn(
+            silence,
+            before,
+            now,
+            obs.kinds.has(crate::Kinds::PERIODIC),
+            obs.inform_interval_s,
+        );
+        if learned.tracked {
+            let network = Network::of(obs.remote_addr.as_deref(), silence);
+            let fields = ProfileFields {
+                product_class: &obs.product_class,
+                acs: obs.acs.as_deref().unwrap_or("unknown"),
+                software_version: obs.software_version.as_deref().unwrap_or("unknown"),
+                network,
+            };
+            let hash = fields.hash();
+            if !learned.was_tracked || !profiles.same(c.profile, hash) {
+                let new = profiles.acquire(&fields, hash, &mut self.scratch);
+                if learned.was_tracked {
+                    emit(out, profiles, c.profile, |profile| SilenceEvent::Tracked {
+                        profile,
+                        at_ms: obs.time_ms,
+                        delta: -1,
+                    });
+                    profiles.release(c.profile);
+                }
+                c.profile = new;
+                emit(out, profiles, new, |profile| SilenceEvent::Tracked {
+                    profile,
+                    at_ms: obs.time_ms,
+                    delta: 1,
+                });
+            }
+            let deadline = c
+                .deadline(newest)
+                .unwrap_or(0)
+                .max(now.saturating_add(c.grace_secs(silence)));
+            c.set_deadline(Some(deadline), newest);
+            if !c.scheduled() {
+                if let Some(d) = c.deadline(newest) {
+                    self.wheel.insert(ms(d), config.slide_ms, key);
+                    c.set_scheduled(true);
+                }
+            }
+        } else if learned.was_tracked {
+            emit(out, profiles, c.profile, |profile| SilenceEvent::Tracked {
+                profile,
+                at_ms: obs.time_ms,
+                delta: -1,
+            });
+            profiles.release(c.profile);
+            c.profile = 0;
+            c.set_deadline(None, newest);
+        }
+        let upgrade_key = match (&obs.transfer, &obs.command_key) {
+            (Some(t), _) if t.code.is_some_and(|c| c != 0) => Some(t.command_key.as_str()),
+            (None, Some(k))
+                if obs.kinds.boot_cause() == Some(cwmp_record::BootCause::FirmwareUpgrade) =>
+            {
+                Some(k.as_str())
+            }
+            _ => None,
+        };
+        if let Some(command_key) = upgrade_key.filter(|k| !k.is_empty()) {
+            self.after_transfer.insert(
+                key,
+                AfterTransfer {
+                    at: now,
+                    product_class: obs.product_class.clone(),
+                    command_key: command_key.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// Devices whose deadline the watermark has passed without a record are overdue
+    /// (at their deadline); entries whose device informed since move on.
+    pub fn advance_silence(&mut self, config: &DetectConfig, watermark: i64) {
+        let slide = config.slide_ms;
+        let silence = &config.inform_silence;
+        while let Some((bucket, keys)) = self.wheel.pop_due(watermark, slide) {
+            for key in keys {
+                let Some(state) = self.devices.get_mut(&key) else {
+                    continue;
+                };
+                let c = &mut state.cadence;
+                let deadline = c.deadline(state.last_seen);
+                let (true, false, Some(deadline)) = (c.tracked(silence), c.overdue(), deadline)
+                else {
+                    c.set_scheduled(false);
+                    continue;
+                };
+                let at = ms(deadline);
+                if floor(at, slide) > bucket {
+                    self.wheel.insert(at, slide, key);
+                    continue;
+                }
+                c.set_scheduled(false);
+                c.set_overdue(true);
+                self.overdue += 1;
+                emit(
+                    &mut self.silence_out,
+                    &self.profiles,
+                    c.profile,
+                    |profile| SilenceEvent::Overdue { profile, at_ms: at },
+                );
+                went_silent(
+                    &mut self.after_transfer,
+                    &mut self.silence_out,
+                    config,
+                    key,
+                    state.last_seen,
+                    deadline,
+                );
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -458,15 +728,37 @@ impl DeviceTable {
     /// Forgets devices not seen for the TTL, and event times no detector still needs.
     pub fn expire(&mut self, config: &DetectConfig, watermark: i64) {
         let now = secs(watermark);
-        let ttl = (config.device_ttl_ms / 1000) as u32;
         let loop_span = (config
             .reboot_loop
             .within_ms
             .max(config.reboot_loop.quiet_ms)
             / 1000) as u32;
         let open = &self.open;
-        self.devices
-            .retain(|_, d| now.saturating_sub(d.last_seen) <= ttl);
+        let (profiles, out, overdue) =
+            (&mut self.profiles, &mut self.silence_out, &mut self.overdue);
+        self.devices.retain(|_, d| match expiry(d, config) {
+            Expiry::After { at, forget } if now > at => {
+                if forget {
+                    forget_device(d, profiles, out, at);
+                    *overdue = overdue.saturating_sub(1);
+                }
+                // An entry still in the wheel keeps its device until it comes up.
+                if d.cadence.scheduled() {
+                    *d = DeviceState::default();
+                    d.cadence.set_scheduled(true);
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => true,
+        });
+        let horizon = ((config.inform_silence.transfer_horizon_ms
+            + crate::config::MAX_GRACE_MS
+            + config.window_ms)
+            / 1000) as u32;
+        self.after_transfer
+            .retain(|_, t| now.saturating_sub(t.at) <= horizon);
         let wake_span = (HOUR_MS / 1000) as u32;
         // A boot arriving from now on is not older than the watermark, so it cannot
         // make an earlier retried boot a repeat.
@@ -483,6 +775,51 @@ impl DeviceTable {
             r.prune(now, wake_span);
             open.contains_key(&(*k, AlertKind::WakeupRate))
                 || r.last().is_some_and(|t| now.saturating_sub(t) <= wake_span)
+        });
+    }
+}
+
+/// A silent device forgotten at `at` (seconds): its scopes count it out.
+fn forget_device(
+    d: &mut DeviceState,
+    profiles: &mut Profiles,
+    out: &mut Vec<SilenceEvent>,
+    at: u32,
+) {
+    let at_ms = ms(at);
+    emit(out, profiles, d.cadence.profile, |profile| {
+        SilenceEvent::Forgotten { profile, at_ms }
+    });
+    emit(out, profiles, d.cadence.profile, |profile| {
+        SilenceEvent::Tracked {
+            profile,
+            at_ms,
+            delta: -1,
+        }
+    });
+    profiles.release(d.cadence.profile);
+    d.cadence.profile = 0;
+}
+
+/// A device went silent at `deadline` (its last record at `last_seen`): if that was
+/// soon after a transfer event, it counts in that campaign.
+fn went_silent(
+    after_transfer: &mut FxHashMap<u64, AfterTransfer>,
+    out: &mut Vec<SilenceEvent>,
+    config: &DetectConfig,
+    key: u64,
+    last_seen: u32,
+    deadline: u32,
+) {
+    let Some(t) = after_transfer.remove(&key) else {
+        return;
+    };
+    let horizon = (config.inform_silence.transfer_horizon_ms / 1000) as u32;
+    if last_seen.saturating_sub(t.at) <= horizon {
+        out.push(SilenceEvent::AfterTransfer {
+            at_ms: ms(deadline),
+            product_class: t.product_class,
+            command_key: t.command_key,
         });
     }
 }

@@ -8,11 +8,13 @@
 //! event time at which the window can be decided — so the alerts do not depend on
 //! how the input was partitioned among workers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{AggregateMessage, Measure, Partial, Transfers, MAX_SAMPLES};
+use crate::aggregate::{
+    merge_samples, AggregateMessage, Measure, Partial, SilenceCounts, Transfers, MAX_SAMPLES,
+};
 use crate::config::{DetectConfig, StormConfig};
 use crate::time::floor;
 use crate::{Alert, AlertKind, AlertState, Scope};
@@ -55,6 +57,32 @@ struct OpenFleet {
     below: u32,
 }
 
+/// Per silence scope and key: tracked devices, recent overdue counts, the baseline
+/// and any open `inform_silence`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SilenceKey {
+    tracked: i64,
+    /// (slide start, devices that became overdue in it), within the silence window.
+    recent: VecDeque<(i64, u64)>,
+    baseline: f64,
+    last_window: Option<i64>,
+    open: Option<OpenSilence>,
+    /// The last resolved alert: its id and the end of the window that resolved it.
+    resolved: Option<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OpenSilence {
+    id: String,
+    /// Devices overdue since it opened (those of the opening window included).
+    overdue: u64,
+    returned_boot: u64,
+    returned_no_boot: u64,
+    forgotten: u64,
+    peak: u64,
+    samples: Vec<String>,
+}
+
 /// Per kind, scope and key: the baseline and any open alert.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct KeyState {
@@ -94,6 +122,8 @@ pub struct Fleet {
     /// Per (aggregates partition, input partition): the position (window, scope,
     /// key) of the last partial taken, for partials that name their partition.
     taken: BTreeMap<(i32, i32), (i64, Scope, String)>,
+    /// `inform_silence` per scope and key.
+    silences: BTreeMap<(Scope, String), SilenceKey>,
 }
 
 impl Fleet {
@@ -114,6 +144,7 @@ impl Fleet {
             last_window: None,
             campaigns: BTreeMap::new(),
             taken: BTreeMap::new(),
+            silences: BTreeMap::new(),
         })
     }
 
@@ -133,7 +164,24 @@ impl Fleet {
         if campaigns > 0 {
             active.insert(AlertKind::RolloutFailure, campaigns as u64);
         }
+        let silences = self.silences.values().filter(|s| s.open.is_some()).count();
+        if silences > 0 {
+            active.insert(AlertKind::InformSilence, silences as u64);
+        }
         active
+    }
+
+    /// Per silence scope: devices still silent in the scope's open `inform_silence`
+    /// alerts (overdue since they opened, not back nor forgotten).
+    pub fn silent_devices(&self) -> BTreeMap<Scope, u64> {
+        let mut silent = BTreeMap::new();
+        for ((scope, _), s) in &self.silences {
+            if let Some(o) = &s.open {
+                let back = o.returned_boot + o.returned_no_boot + o.forgotten;
+                *silent.entry(*scope).or_insert(0) += o.overdue.saturating_sub(back);
+            }
+        }
+        silent
     }
 
     /// The last decided window that had data: its start, and the merged counts per
@@ -238,7 +286,11 @@ impl Fleet {
         while next + window <= bound {
             let partials = self.pending.remove(&next).unwrap_or_default();
             let any_open = self.states.values().any(|s| s.open.is_some())
-                || self.campaigns.values().any(|c| c.open.is_some());
+                || self.campaigns.values().any(|c| c.open.is_some())
+                || self
+                    .silences
+                    .values()
+                    .any(|s| s.open.is_some() || !s.recent.is_empty());
             if partials.is_empty() && !any_open {
                 // Nothing to decide until the next window with data.
                 let last = floor(bound - window, slide);
@@ -291,6 +343,19 @@ impl Fleet {
                 let p = partials.get(&(scope, key.clone()));
                 let zero = Measure::default();
                 let m = p.map_or(&zero, measure);
+                if m.devices == 0
+                    && p.is_some_and(|p| p.silence.is_some())
+                    && !self.is_open(kind, scope, &key)
+                {
+                    // A silence-only partial: nothing for this detector.
+                    continue;
+                }
+                let mut detail = serde_json::json!({"informs": p.map_or(0, |p| p.informs)});
+                if kind == AlertKind::BootStorm {
+                    if let Some(id) = self.silence_before(scope, &key, start) {
+                        detail["follows"] = serde_json::Value::String(id);
+                    }
+                }
                 self.step(
                     kind,
                     scope,
@@ -308,7 +373,7 @@ impl Fleet {
                             count: m.count,
                             samples: m.samples.clone(),
                             baseline: Some(baseline),
-                            detail: serde_json::json!({"informs": p.map_or(0, |p| p.informs)}),
+                            detail,
                         }
                     },
                     out,
@@ -348,10 +413,16 @@ impl Fleet {
         }
 
         self.campaigns(start, partials, out);
+        self.silence(start, partials, out);
 
         let r = self.config.retry_storm;
         for (scope, key) in self.keys(AlertKind::RetryStorm, partials, |s| s != Scope::Campaign) {
             let p = partials.get(&(scope, key.clone()));
+            if p.is_some_and(|p| p.informs == 0 && p.silence.is_some())
+                && !self.is_open(AlertKind::RetryStorm, scope, &key)
+            {
+                continue;
+            }
             let zero = Measure::default();
             let m = p.map_or(&zero, |p| &p.retry);
             let informs = p.map_or(0, |p| p.informs);
@@ -481,6 +552,168 @@ impl Fleet {
             self.campaigns.remove(&key);
         }
         self.stats.campaigns = self.campaigns.len() as u64;
+    }
+
+    fn is_open(&self, kind: AlertKind, scope: Scope, key: &str) -> bool {
+        self.states
+            .get(&(kind, scope, key.to_owned()))
+            .is_some_and(|s| s.open.is_some())
+    }
+
+    /// The `inform_silence` of this scope and key open now, or resolved within the
+    /// silence window before `start`: what a boot storm there follows.
+    fn silence_before(&self, scope: Scope, key: &str, start: i64) -> Option<String> {
+        let s = self.silences.get(&(scope, key.to_owned()))?;
+        if let Some(open) = &s.open {
+            return Some(open.id.clone());
+        }
+        let within = self.config.inform_silence.window_ms;
+        s.resolved
+            .as_ref()
+            .filter(|(_, at)| start - at <= within)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Decides `inform_silence` for every silence scope and key with news in this
+    /// window's newest slide, a recent overdue count or an open alert.
+    fn silence(
+        &mut self,
+        start: i64,
+        partials: &BTreeMap<(Scope, String), Partial>,
+        out: &mut Vec<Alert>,
+    ) {
+        let cfg = self.config.inform_silence.clone();
+        let (alpha, slide) = (self.alpha, self.config.slide_ms);
+        let end = start + self.config.window_ms;
+        let decided_at = end + self.config.allowed_lateness_ms;
+        let newest = end - slide;
+        let mut keys: BTreeSet<(Scope, String)> = partials
+            .iter()
+            .filter(|(_, p)| p.silence.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (k, s) in &self.silences {
+            if s.open.is_some() || !s.recent.is_empty() {
+                keys.insert(k.clone());
+            }
+        }
+        let zero = SilenceCounts::default();
+        for (scope, key) in keys {
+            let counts = partials
+                .get(&(scope, key.clone()))
+                .and_then(|p| p.silence.as_deref())
+                .unwrap_or(&zero);
+            let state = self.silences.entry((scope, key.clone())).or_default();
+            state.tracked += counts.tracked_delta;
+            if counts.overdue > 0 {
+                state.recent.push_back((newest, counts.overdue));
+            }
+            while state
+                .recent
+                .front()
+                .is_some_and(|(at, _)| *at < end - cfg.window_ms)
+            {
+                state.recent.pop_front();
+            }
+            let in_window: u64 = state.recent.iter().map(|(_, n)| n).sum();
+            if let (Some(last), None) = (state.last_window, &state.open) {
+                let gap = (start - last) / slide;
+                if gap > 1 {
+                    state.baseline *= (1.0 - alpha).powi((gap - 1).min(i32::MAX as i64) as i32);
+                }
+            }
+            state.last_window = Some(start);
+            let tracked = state.tracked.max(0) as u64;
+            let threshold = (cfg.min_devices as f64)
+                .max(cfg.baseline_factor * state.baseline)
+                .max(cfg.min_share * tracked as f64);
+            let fire = in_window as f64 >= threshold;
+            let alert = |state_: AlertState, id: &str, o: &OpenSilence, came_back: Option<&str>| {
+                let back = o.returned_boot + o.returned_no_boot;
+                let mut detail = serde_json::json!({
+                    "tracked": tracked,
+                    "overdue_in_window": in_window,
+                    "share": if tracked == 0 { 0.0 } else { in_window as f64 / tracked as f64 },
+                    "window_ms": cfg.window_ms,
+                    "returned": back,
+                    "returned_boot": o.returned_boot,
+                    "returned_no_boot": o.returned_no_boot,
+                    "forgotten": o.forgotten,
+                });
+                if let Some(how) = came_back {
+                    detail["came_back"] = serde_json::Value::String(how.to_owned());
+                }
+                Alert {
+                    schema: 1,
+                    id: id.to_owned(),
+                    kind: AlertKind::InformSilence,
+                    state: state_,
+                    scope,
+                    key: key.clone(),
+                    window_start_ms: start,
+                    window_end_ms: end,
+                    event_time_ms: decided_at,
+                    devices: o.overdue,
+                    count: in_window,
+                    baseline: Some(state.baseline),
+                    threshold,
+                    sample_devices: o.samples.clone(),
+                    detail,
+                }
+            };
+            match state.open.take() {
+                None if fire => {
+                    let id = Alert::incident_id(AlertKind::InformSilence, scope, &key, start);
+                    let o = OpenSilence {
+                        id: id.clone(),
+                        overdue: in_window,
+                        returned_boot: 0,
+                        returned_no_boot: 0,
+                        forgotten: 0,
+                        peak: in_window,
+                        samples: Vec::new(),
+                    };
+                    out.push(alert(AlertState::Open, &id, &o, None));
+                    state.open = Some(o);
+                }
+                None => {
+                    if calm(in_window as f64, threshold, cfg.min_devices as f64) {
+                        state.baseline += alpha * (in_window as f64 - state.baseline);
+                    }
+                }
+                Some(mut o) => {
+                    o.overdue += counts.overdue;
+                    o.returned_boot += counts.returned_boot;
+                    o.returned_no_boot += counts.returned_no_boot;
+                    o.forgotten += counts.forgotten;
+                    merge_samples(&mut o.samples, &counts.returned_samples);
+                    let back = o.returned_boot + o.returned_no_boot + o.forgotten;
+                    if back as f64 >= cfg.resolve_share * o.overdue as f64 {
+                        let how = if o.returned_boot > o.returned_no_boot {
+                            "boot"
+                        } else {
+                            "no_boot"
+                        };
+                        out.push(alert(AlertState::Resolved, &o.id, &o, Some(how)));
+                        state.resolved = Some((o.id.clone(), end));
+                        // Those devices are accounted for: they must not open it again.
+                        state.recent.clear();
+                    } else {
+                        // It grows for a whole cadence, a little every slide: an
+                        // update only when it has grown by half since the last one.
+                        if o.overdue * 2 >= o.peak * 3 {
+                            o.peak = o.overdue;
+                            out.push(alert(AlertState::Update, &o.id, &o, None));
+                        }
+                        state.open = Some(o);
+                    }
+                }
+            }
+        }
+        // Keys with nothing left to remember are dropped.
+        self.silences.retain(|_, s| {
+            s.open.is_some() || !s.recent.is_empty() || s.tracked > 0 || s.baseline >= 0.01
+        });
     }
 
     /// Keys to evaluate for `kind`: those with data in this window, and those with an

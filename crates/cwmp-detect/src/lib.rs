@@ -24,6 +24,7 @@ mod device;
 mod fleet;
 mod observation;
 mod pipeline;
+mod silence;
 pub mod snapshot;
 mod time;
 pub mod worker;
@@ -31,8 +32,8 @@ pub mod worker;
 pub use aggregate::AggregateMessage;
 pub use alert::{Alert, AlertKind, AlertState, Scope};
 pub use config::{
-    ConfigError, DetectConfig, RebootLoopConfig, RetryStormConfig, RolloutFailureConfig,
-    StormConfig, WakeupConfig,
+    ConfigError, DetectConfig, InformSilenceConfig, RebootLoopConfig, RetryStormConfig,
+    RolloutFailureConfig, StormConfig, WakeupConfig,
 };
 pub use fleet::{Fleet, FleetStats, WindowCounts};
 pub use observation::{Kinds, Observation, ObservationError, SourcePos, TransferObs};

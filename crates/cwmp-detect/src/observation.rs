@@ -26,6 +26,11 @@ pub struct Observation {
     /// For a TransferRecord: the transfer's result. Such a record is no Inform: it
     /// counts toward its campaign only.
     pub transfer: Option<TransferObs>,
+    /// Where the session came from (`remote_addr`): the `network` scope.
+    pub remote_addr: Option<String>,
+    /// `…ManagementServer.PeriodicInformInterval` (seconds), when the Inform
+    /// carries it: the device's cadence, without learning it.
+    pub inform_interval_s: Option<u32>,
 }
 
 /// What the campaign detector reads of a TransferRecord.
@@ -59,6 +64,8 @@ impl Kinds {
     pub const M_DOWNLOAD: u8 = 16;
     /// `7 TRANSFER COMPLETE` or `10 AUTONOMOUS TRANSFER COMPLETE`.
     pub const TRANSFER_COMPLETE: u8 = 32;
+    /// `2 PERIODIC`.
+    pub const PERIODIC: u8 = 64;
 
     pub fn from_kinds(kinds: impl IntoIterator<Item = EventKind>) -> Self {
         let mut bits = 0;
@@ -72,6 +79,7 @@ impl Kinds {
                 EventKind::TransferComplete | EventKind::AutonomousTransferComplete => {
                     Self::TRANSFER_COMPLETE
                 }
+                EventKind::Periodic => Self::PERIODIC,
                 _ => 0,
             };
         }
@@ -166,6 +174,8 @@ struct View<'a> {
     received_at_ms: Option<i64>,
     #[serde(borrow)]
     acs: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    remote_addr: Option<Cow<'a, str>>,
     #[serde(borrow)]
     params: Vec<ParamView<'a>>,
     #[serde(borrow)]
@@ -254,11 +264,13 @@ impl Observation {
         } else {
             None
         };
-        let software_version = software_version(
+        let params = || {
             view.params
                 .iter()
-                .map(|p| (p.name.as_ref(), p.value.as_ref())),
-        );
+                .map(|p| (p.name.as_ref(), p.value.as_ref()))
+        };
+        let software_version = software_version(params());
+        let inform_interval_s = inform_interval(params());
         let source = source_pos(&view.source);
         Ok(Observation {
             device_id: view.device_id.into_owned(),
@@ -271,6 +283,8 @@ impl Observation {
             source,
             command_key,
             transfer: None,
+            remote_addr: view.remote_addr.map(Cow::into_owned),
+            inform_interval_s,
         })
     }
 
@@ -299,6 +313,8 @@ impl Observation {
                 code: view.fault.and_then(|f| f.code),
                 autonomous: view.rpc == "AutonomousTransferComplete",
             }),
+            remote_addr: None,
+            inform_interval_s: None,
         })
     }
 
@@ -325,6 +341,8 @@ impl Observation {
                 code: record.fault.as_ref().and_then(|f| f.code),
                 autonomous: record.autonomous.is_some(),
             }),
+            remote_addr: None,
+            inform_interval_s: None,
         })
     }
 
@@ -351,6 +369,13 @@ impl Observation {
                     .map(|e| (e.kind, e.command_key.as_ref())),
             ),
             transfer: None,
+            remote_addr: record.remote_addr.as_ref().map(|a| a.to_string()),
+            inform_interval_s: inform_interval(
+                record
+                    .params
+                    .iter()
+                    .map(|p| (p.name.as_ref(), p.value.as_ref())),
+            ),
         })
     }
 }
@@ -377,6 +402,18 @@ fn software_version<'p>(mut params: impl Iterator<Item = (&'p str, &'p str)>) ->
     params
         .find(|(name, _)| is_software_version(name))
         .map(|(_, value)| value.trim().to_owned())
+}
+
+/// The value of `…ManagementServer.PeriodicInformInterval`, when it is a positive
+/// number of seconds.
+fn inform_interval<'p>(mut params: impl Iterator<Item = (&'p str, &'p str)>) -> Option<u32> {
+    params
+        .find(|(name, _)| {
+            name.trim()
+                .ends_with(".ManagementServer.PeriodicInformInterval")
+        })
+        .and_then(|(_, value)| value.trim().parse::<u32>().ok())
+        .filter(|&s| s > 0)
 }
 
 /// `InternetGatewayDevice.DeviceInfo.SoftwareVersion` or `Device.DeviceInfo.SoftwareVersion`.

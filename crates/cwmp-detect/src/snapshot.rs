@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::{DetectConfig, Fleet, Worker};
 
 /// The state format this build writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 const MAGIC: &[u8; 4] = b"CWST";
 const HEADER: usize = 7;

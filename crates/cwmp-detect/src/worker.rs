@@ -12,10 +12,12 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{
-    AggregateMessage, Close, Measure, MeasureKind, Partial, Transfers, MAX_SAMPLES,
+    merge_samples, AggregateMessage, Close, Measure, MeasureKind, Partial, SilenceCounts,
+    Transfers, MAX_SAMPLES,
 };
 use crate::config::DetectConfig;
 use crate::device::{hash64, DeviceTable, DeviceVerdict};
+use crate::silence::{Network, SilenceEvent, PROFILE_SCOPES};
 use crate::time::floor;
 use crate::{Alert, Kinds, Observation, Scope};
 
@@ -106,7 +108,7 @@ fn measures_of(obs: &Observation, cause: Option<BootCause>) -> [bool; MeasureKin
 }
 
 /// One slide of event time: per scope, key → cell.
-type Bucket = [FxHashMap<String, Cell>; 4];
+type Bucket = [FxHashMap<String, Cell>; 5];
 
 fn scope_index(scope: Scope) -> usize {
     match scope {
@@ -114,6 +116,7 @@ fn scope_index(scope: Scope) -> usize {
         Scope::ProductClass => 1,
         Scope::Acs => 2,
         Scope::SoftwareVersion | Scope::Device | Scope::Campaign => 3,
+        Scope::Network => 4,
     }
 }
 
@@ -144,6 +147,8 @@ pub struct Worker {
     buckets: BTreeMap<i64, Bucket>,
     /// Per bucket: campaign key → its transfers and upgrade boots in that slide.
     campaigns: BTreeMap<i64, FxHashMap<String, Transfers>>,
+    /// Per bucket: (scope, key) → the silence of that slide.
+    silence: BTreeMap<i64, FxHashMap<(Scope, String), SilenceCounts>>,
     clocks: BTreeMap<i32, PartitionClock>,
     /// Sources every partition's clock waits for before any has delivered (the
     /// partitions of the raw topic, when the Kafka path knows them).
@@ -169,6 +174,7 @@ impl Worker {
             devices: DeviceTable::default(),
             buckets: BTreeMap::new(),
             campaigns: BTreeMap::new(),
+            silence: BTreeMap::new(),
             clocks: BTreeMap::from([(0, PartitionClock::default())]),
             expected_sources: Vec::new(),
             floor: None,
@@ -345,7 +351,90 @@ impl Worker {
         let mut alerts = Vec::new();
         self.devices.advance(&self.config, new, &mut alerts);
         out.extend(alerts.into_iter().map(WorkerOutput::Alert));
+        self.devices.advance_silence(&self.config, new);
+        self.count_silence();
         self.close_windows(out);
+    }
+
+    /// Devices with a known cadence, and those of them overdue now.
+    pub fn cadences(&self) -> (usize, u64) {
+        (self.devices.with_cadence(), self.devices.overdue())
+    }
+
+    /// Counts what the device table found of silence into its slides.
+    fn count_silence(&mut self) {
+        if self.devices.silence_out.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.devices.silence_out);
+        let slide = self.config.slide_ms;
+        for event in &events {
+            let (profile, at_ms) = match event {
+                SilenceEvent::Tracked { profile, at_ms, .. }
+                | SilenceEvent::Overdue { profile, at_ms }
+                | SilenceEvent::Returned { profile, at_ms, .. }
+                | SilenceEvent::Forgotten { profile, at_ms } => (Some(profile), *at_ms),
+                SilenceEvent::AfterTransfer { at_ms, .. } => (None, *at_ms),
+            };
+            let bucket = floor(at_ms, slide);
+            if self.next_window.is_some_and(|n| bucket < n) {
+                // Cannot happen: events are made before their slide closes.
+                debug_assert!(false, "silence event for a closed slide");
+                continue;
+            }
+            // The slide must be closed (and sent) even if it holds no record.
+            self.buckets.entry(bucket).or_default();
+            if let SilenceEvent::AfterTransfer {
+                product_class,
+                command_key,
+                ..
+            } = event
+            {
+                let key = campaign_key(product_class, command_key);
+                self.campaigns
+                    .entry(bucket)
+                    .or_default()
+                    .entry(key)
+                    .or_insert_with(|| Transfers {
+                        product_class: product_class.clone(),
+                        command_key: command_key.clone(),
+                        ..Transfers::default()
+                    })
+                    .silent_after_transfer += 1;
+                continue;
+            }
+            let Some(profile) = profile else { continue };
+            let cells = self.silence.entry(bucket).or_default();
+            for &scope in &self.config.inform_silence.scopes {
+                let key = match PROFILE_SCOPES.iter().position(|&s| s == scope) {
+                    Some(i) => self.devices.profile_name(i, profile[i]),
+                    None => "all",
+                };
+                let cell = match cells.get_mut(&(scope, key.to_owned())) {
+                    Some(cell) => cell,
+                    None => cells.entry((scope, key.to_owned())).or_default(),
+                };
+                match event {
+                    SilenceEvent::Tracked { delta, .. } => cell.tracked_delta += delta,
+                    SilenceEvent::Overdue { .. } => cell.overdue += 1,
+                    SilenceEvent::Returned {
+                        boot, device_id, ..
+                    } => {
+                        if *boot {
+                            cell.returned_boot += 1;
+                        } else {
+                            cell.returned_no_boot += 1;
+                        }
+                        merge_samples(&mut cell.returned_samples, std::slice::from_ref(device_id));
+                    }
+                    SilenceEvent::Forgotten { .. } => cell.forgotten += 1,
+                    SilenceEvent::AfterTransfer { .. } => {}
+                }
+            }
+        }
+        let mut events = events;
+        events.clear();
+        self.devices.silence_out = events;
     }
 
     /// Open per-device alerts, by kind.
@@ -417,11 +506,12 @@ impl Worker {
             return Verdict::Late;
         }
         let device_key = hash64(obs.device_id.as_str());
-        if self.devices.observe(obs, device_key) == DeviceVerdict::Duplicate {
+        if self.devices.observe(&self.config, obs, device_key) == DeviceVerdict::Duplicate {
             self.stats.duplicate += 1;
             return Verdict::Duplicate;
         }
         self.stats.accepted += 1;
+        self.count_silence();
         self.count(obs, device_key);
         if moves {
             self.advance(out);
@@ -481,12 +571,18 @@ impl Worker {
         }
         let hits = measures_of(obs, cause);
         let bucket = self.buckets.entry(bucket_start).or_default();
+        let mut network = String::new();
         for &scope in &self.config.scopes {
             let key = match scope {
                 Scope::Fleet => "all",
                 Scope::ProductClass => obs.product_class.as_str(),
                 Scope::Acs => obs.acs.as_deref().unwrap_or("unknown"),
                 Scope::SoftwareVersion => obs.software_version.as_deref().unwrap_or("unknown"),
+                Scope::Network => {
+                    Network::of(obs.remote_addr.as_deref(), &self.config.inform_silence)
+                        .write(&mut network);
+                    network.as_str()
+                }
                 Scope::Device | Scope::Campaign => continue,
             };
             let cells = &mut bucket[scope_index(scope)];
@@ -522,6 +618,7 @@ impl Worker {
             return;
         }
         self.devices.expire(&self.config, watermark);
+        self.count_silence();
         while next + window <= watermark {
             // Skip stretches with no data at once.
             match self.buckets.range(next..).next() {
@@ -535,26 +632,38 @@ impl Worker {
                 }
                 Some(_) => {}
             }
-            for mut partial in self.union(next) {
+            let mut partials = self.union(next);
+            // A campaign's and a silence slide go out once, with the window it is
+            // the newest of.
+            let newest = next + window - slide;
+            for (key, transfers) in self.campaigns.remove(&newest).unwrap_or_default() {
+                partials.insert(
+                    (Scope::Campaign, key.clone()),
+                    Partial {
+                        window_start_ms: next,
+                        scope: Scope::Campaign,
+                        key,
+                        transfers: Some(Box::new(transfers)),
+                        ..Partial::default()
+                    },
+                );
+            }
+            for ((scope, key), counts) in self.silence.remove(&newest).unwrap_or_default() {
+                partials
+                    .entry((scope, key.clone()))
+                    .or_insert_with(|| Partial {
+                        window_start_ms: next,
+                        scope,
+                        key,
+                        ..Partial::default()
+                    })
+                    .silence = Some(Box::new(counts));
+            }
+            // In (scope, key) order: the fleet stage takes a partition's partials in
+            // increasing order only.
+            for mut partial in partials.into_values() {
                 partial.partition = self.own_partition();
                 out.push(WorkerOutput::Aggregate(AggregateMessage::Partial(partial)));
-            }
-            // A campaign's slide goes out once, with the window it is the newest of.
-            if let Some(cells) = self.campaigns.remove(&(next + window - slide)) {
-                let mut cells: Vec<(String, Transfers)> = cells.into_iter().collect();
-                cells.sort_by(|a, b| a.0.cmp(&b.0));
-                for (key, transfers) in cells {
-                    out.push(WorkerOutput::Aggregate(AggregateMessage::Partial(
-                        Partial {
-                            window_start_ms: next,
-                            scope: Scope::Campaign,
-                            key,
-                            transfers: Some(Box::new(transfers)),
-                            partition: self.own_partition(),
-                            ..Partial::default()
-                        },
-                    )));
-                }
             }
             next += slide;
             self.drop_buckets_before(next);
@@ -582,6 +691,12 @@ impl Worker {
 
     /// Buckets before the next window to close are done with.
     fn drop_buckets_before(&mut self, next: i64) {
+        while let Some((&first, _)) = self.silence.first_key_value() {
+            if first >= next {
+                break;
+            }
+            self.silence.pop_first();
+        }
         while let Some((&first, _)) = self.campaigns.first_key_value() {
             if first >= next {
                 break;
@@ -596,8 +711,8 @@ impl Worker {
         }
     }
 
-    /// The window starting at `start`, per scope and key, in sorted order.
-    fn union(&self, start: i64) -> Vec<Partial> {
+    /// The window starting at `start`, per scope and key.
+    fn union(&self, start: i64) -> BTreeMap<(Scope, String), Partial> {
         let end = start + self.config.window_ms;
         let mut merged: BTreeMap<(Scope, &str), (Partial, DeviceSets)> = BTreeMap::new();
         for (_, bucket) in self.buckets.range(start..end) {
@@ -634,12 +749,12 @@ impl Worker {
             }
         }
         merged
-            .into_values()
-            .map(|(mut p, sets)| {
+            .into_iter()
+            .map(|((scope, key), (mut p, sets))| {
                 for kind in MeasureKind::ALL {
                     p.measure_mut(kind).devices = sets[kind.index()].len() as u64;
                 }
-                p
+                ((scope, key.to_owned()), p)
             })
             .collect()
     }

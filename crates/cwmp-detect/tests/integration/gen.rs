@@ -37,6 +37,8 @@ pub struct Device {
     pub class: String,
     pub acs: String,
     pub sw: String,
+    /// `remote_addr`: 256 devices per /24, in fleet order.
+    pub addr: String,
     pub period: i64,
     pub phase: i64,
 }
@@ -59,6 +61,7 @@ pub fn fleet(seed: u64) -> Vec<Device> {
                 class: format!("{oui} {class}"),
                 acs: format!("acs-{}", i % 3),
                 sw: format!("{class}-V{}", 1 + i % 2),
+                addr: format!("10.{m}.{}.{}", i / 256, i % 256),
                 period,
                 phase: rng.below(period as u64) as i64,
             });
@@ -83,6 +86,8 @@ pub fn inform(d: &Device, time_ms: i64, kinds: &[u8], retry: bool) -> Observatio
         source: None,
         command_key: None,
         transfer: None,
+        remote_addr: Some(d.addr.clone()),
+        inform_interval_s: None,
     }
 }
 
@@ -118,7 +123,7 @@ pub fn background(devices: &[Device], from: i64, to: i64, seed: u64) -> Vec<Obse
     for d in devices {
         let mut t = from + d.phase;
         while t < to {
-            out.push(inform(d, t, &[], false));
+            out.push(inform(d, t, &[Kinds::PERIODIC], false));
             t += d.period;
         }
         let days = (to - from) as f64 / (24 * HOUR) as f64;
@@ -156,4 +161,52 @@ pub fn arrival(mut obs: Vec<Observation>, seed: u64) -> Vec<Observation> {
 
 pub fn class_devices<'a>(devices: &'a [Device], class: &str) -> Vec<&'a Device> {
     devices.iter().filter(|d| d.class == class).collect()
+}
+
+/// An outage: the devices whose `remote_addr` starts with `prefix` send nothing in
+/// `[from, to)`, then each informs within five minutes of `to`: with `1 BOOT` when
+/// the power came back (`boot`), else a retried `2 PERIODIC` (the network did).
+pub fn outage(
+    obs: Vec<Observation>,
+    devices: &[Device],
+    prefix: &str,
+    span: (i64, i64),
+    boot: bool,
+    seed: u64,
+) -> Vec<Observation> {
+    outage_of(
+        obs,
+        devices,
+        |d| d.addr.starts_with(prefix),
+        span,
+        boot,
+        seed,
+    )
+}
+
+/// [`outage`] of the devices `dark` picks.
+pub fn outage_of(
+    mut obs: Vec<Observation>,
+    devices: &[Device],
+    dark: impl Fn(&Device) -> bool,
+    (from, to): (i64, i64),
+    boot: bool,
+    seed: u64,
+) -> Vec<Observation> {
+    let ids: std::collections::HashSet<&str> = devices
+        .iter()
+        .filter(|d| dark(d))
+        .map(|d| d.id.as_str())
+        .collect();
+    obs.retain(|o| !(ids.contains(o.device_id.as_str()) && o.time_ms >= from && o.time_ms < to));
+    let mut rng = Rng::new(seed ^ 0x07a6e);
+    for d in devices.iter().filter(|d| dark(d)) {
+        let at = to + rng.below(5 * MIN as u64) as i64;
+        obs.push(if boot {
+            inform(d, at, &[Kinds::BOOT], false)
+        } else {
+            inform(d, at, &[Kinds::PERIODIC], true)
+        });
+    }
+    obs
 }

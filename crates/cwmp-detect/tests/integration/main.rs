@@ -6,6 +6,7 @@ mod json;
 mod properties;
 mod restore;
 mod scenarios;
+mod silence;
 
 use cwmp_detect::{Alert, DetectConfig, Observation, Pipeline};
 

@@ -18,10 +18,19 @@ use crate::gen::{arrival, background, class_devices, fleet, inform, Rng, HOUR, M
 const PARTITIONS: i32 = 2;
 
 /// A busy few hours: a power cut on one product class, a looping device, a device
-/// waking up too often, retries.
+/// waking up too often, retries, and a network dark for two and a half hours (its
+/// devices go silent before the snapshots and come back after them).
 fn incidents() -> Vec<Observation> {
     let devices = fleet(21);
-    let mut obs = background(&devices, T0, T0 + 5 * HOUR, 21);
+    let obs = background(&devices, T0, T0 + 6 * HOUR, 21);
+    let mut obs = crate::gen::outage(
+        obs,
+        &devices,
+        "10.0.1.",
+        (T0 + 2 * HOUR + 30 * MIN, T0 + 5 * HOUR),
+        false,
+        21,
+    );
     let mut rng = Rng::new(21);
     for d in class_devices(&devices, "00D09E HG8245H") {
         if rng.chance(0.6) {
@@ -159,6 +168,12 @@ fn one_worker_per_partition_gives_the_alerts_of_the_replay() {
         "{expected:#?}"
     );
     assert!(expected.iter().any(|a| a.contains("\"reboot_loop\"")));
+    assert!(
+        expected
+            .iter()
+            .any(|a| a.contains("\"inform_silence\"") && a.contains("\"resolved\"")),
+        "{expected:#?}"
+    );
     assert!(expected.iter().any(|a| a.contains("\"wakeup_rate\"")));
     assert_eq!(all_alerts(&obs, None), expected);
 }
