@@ -42,6 +42,7 @@ fn record(base: &Value, device: u64, time_ms: i64, boot: bool, offset: u64) -> V
     v["device_id"] = json!(format!("202BC1-BM632w-{serial}"));
     v["received_at_ms"] = json!(time_ms);
     v["source"]["offset"] = json!(offset);
+    v["remote_addr"] = json!(format!("100.64.{}.{}", (device >> 8) & 255, device & 255));
     v["events"] = if boot {
         json!([{"code": "1 BOOT", "kind": "boot", "command_key": ""}])
     } else {
@@ -91,10 +92,14 @@ fn state_per_device() {
         acs: Some("acs-eu-1".into()),
         software_version: Some("V100R001".into()),
         retry: false,
-        kinds: Default::default(),
+        kinds: cwmp_detect::Kinds::from_bits(cwmp_detect::Kinds::PERIODIC),
         source: None,
         command_key: None,
         transfer: None,
+        remote_addr: None,
+        // The interval is carried: every device is tracked at once, with its
+        // cadence, profile and deadline (the silence detector's whole cost).
+        inform_interval_s: Some(3600),
     };
     let before = rss_kib();
     let mut pipeline = Pipeline::new(DetectConfig::default()).expect("valid defaults");
@@ -102,6 +107,13 @@ fn state_per_device() {
     let mut obs = base.clone();
     for d in 0..n {
         obs.device_id = format!("202BC1-BM632w-SN{d:08}");
+        // 256 devices per /24, as a residential access network hands them out.
+        obs.remote_addr = Some(format!(
+            "10.{}.{}.{}",
+            (d >> 16) & 255,
+            (d >> 8) & 255,
+            d & 255
+        ));
         // One hour of informs: every device once, in time order.
         obs.time_ms = T0 + (d as i64 * 3_600_000) / n as i64;
         obs.source = Some(cwmp_detect::SourcePos {
@@ -113,6 +125,11 @@ fn state_per_device() {
     }
     let after = rss_kib();
     let tracked = pipeline.worker.tracked_devices() as u64;
+    let (with_cadence, _) = pipeline.worker.cadences();
+    assert_eq!(
+        with_cadence as u64, tracked,
+        "every device has its deadline"
+    );
     let bytes = pipeline.worker.state_bytes() as u64;
     println!(
         "detect/state: {tracked} devices tracked; state {bytes} bytes = {:.1} bytes/device (worker accounting); resident set grew {} KiB = {:.1} bytes/device",

@@ -69,6 +69,10 @@ pub struct Model {
     pub weight: u32,
     /// Periodic inform interval, seconds.
     pub periodic_s: i64,
+    /// Whether its Informs carry `…ManagementServer.PeriodicInformInterval` (the
+    /// ACS made it a forced inform parameter): the detectors then know the cadence
+    /// at once instead of learning it from the gaps.
+    pub carries_interval: bool,
     /// Wakes up (`13 WAKEUP`) once per this many seconds by design; 0 = never.
     pub wakeup_s: i64,
     /// Serial number prefix.
@@ -100,6 +104,7 @@ pub fn catalog() -> Vec<Model> {
             hardware_version: "10C7.A",
             weight: 35,
             periodic_s: 3600,
+            carries_interval: true,
             wakeup_s: 0,
             serial_prefix: "4857544",
         },
@@ -124,6 +129,7 @@ pub fn catalog() -> Vec<Model> {
             hardware_version: "BANT-R",
             weight: 25,
             periodic_s: 3600,
+            carries_interval: false,
             wakeup_s: 0,
             serial_prefix: "CP0644",
         },
@@ -148,6 +154,7 @@ pub fn catalog() -> Vec<Model> {
             hardware_version: "VMG8924-B10A",
             weight: 20,
             periodic_s: 7200,
+            carries_interval: false,
             wakeup_s: 0,
             serial_prefix: "S1505",
         },
@@ -172,6 +179,7 @@ pub fn catalog() -> Vec<Model> {
             hardware_version: "RB941-2nD",
             weight: 12,
             periodic_s: 3600,
+            carries_interval: true,
             wakeup_s: 0,
             serial_prefix: "HC10",
         },
@@ -196,6 +204,7 @@ pub fn catalog() -> Vec<Model> {
             hardware_version: "CNF7100",
             weight: 8,
             periodic_s: 3600,
+            carries_interval: false,
             wakeup_s: 3600,
             serial_prefix: "120200",
         },

@@ -17,6 +17,12 @@ pub enum ScenarioKind {
     WakeupStorm,
     /// A share of a model is factory-reset: `0 BOOTSTRAP` + `1 BOOT`.
     FactoryResetWave,
+    /// A share of the devices of one network (`network=100.64.32.0/22`), model or
+    /// ACS front-end sends nothing for `for`; then each informs within `spread` of
+    /// the end: with `1 BOOT` when `return=boot` (the power came back; spread 5 min
+    /// by default), or with a retried `2 PERIODIC` when `return=noboot` (the network
+    /// did; by default within one periodic interval, when its next inform is due).
+    Outage,
     /// A firmware campaign on a share of a model within `spread`: each device boots
     /// into version `to` with `1 BOOT` + `7 TRANSFER COMPLETE` + `M Download` (command
     /// key = the campaign), then sends `TransferComplete` in the same session; a
@@ -33,6 +39,7 @@ impl ScenarioKind {
             ScenarioKind::WakeupStorm => "wakeup_storm",
             ScenarioKind::FactoryResetWave => "factory_reset_wave",
             ScenarioKind::FirmwareRollout => "firmware_rollout",
+            ScenarioKind::Outage => "outage",
         }
     }
 }
@@ -59,6 +66,11 @@ pub struct Scenario {
     /// ... while the others come back with this software version (empty: the
     /// model's current one).
     pub to: String,
+    /// `outage`: devices whose address is in this IPv4 network (`a.b.c.d/len`);
+    /// all when empty.
+    pub network: String,
+    /// `outage`: the devices come back with a boot (power) or without (network).
+    pub return_boot: bool,
 }
 
 /// A scenario that cannot be parsed: the message says which part and why.
@@ -127,9 +139,10 @@ impl std::str::FromStr for Scenario {
             "wakeup_storm" => ScenarioKind::WakeupStorm,
             "factory_reset_wave" => ScenarioKind::FactoryResetWave,
             "firmware_rollout" => ScenarioKind::FirmwareRollout,
+            "outage" => ScenarioKind::Outage,
             other => {
                 return Err(ScenarioError(format!(
-                    "unknown scenario {other:?} (power_cut, acs_reboot, reboot_loop, wakeup_storm, factory_reset_wave, firmware_rollout)"
+                    "unknown scenario {other:?} (power_cut, acs_reboot, reboot_loop, wakeup_storm, factory_reset_wave, firmware_rollout, outage)"
                 )))
             }
         };
@@ -173,9 +186,28 @@ impl std::str::FromStr for Scenario {
                         })?
                 }
                 "to" => s.to = value.to_owned(),
+                "network" => {
+                    if parse_network(value).is_none() {
+                        return Err(ScenarioError(format!(
+                            "network={value:?} is not an IPv4 network (100.64.32.0/22, say)"
+                        )));
+                    }
+                    s.network = value.to_owned();
+                }
+                "return" => {
+                    s.return_boot = match value {
+                        "boot" => true,
+                        "noboot" => false,
+                        _ => {
+                            return Err(ScenarioError(format!(
+                                "return={value:?}: expected boot or noboot"
+                            )))
+                        }
+                    }
+                }
                 other => {
                     return Err(ScenarioError(format!(
-                        "unknown option {other:?} (model, acs, share, spread, count, every, for, fail, fault, to)"
+                        "unknown option {other:?} (model, acs, network, share, spread, count, every, for, fail, fault, to, return)"
                     )))
                 }
             }
@@ -211,6 +243,8 @@ impl Scenario {
             fail: 0.0,
             fault: 9010,
             to: String::new(),
+            network: String::new(),
+            return_boot: false,
         };
         match kind {
             ScenarioKind::PowerCut => base,
@@ -237,6 +271,13 @@ impl Scenario {
                 fail: 0.1,
                 ..base
             },
+            ScenarioKind::Outage => Scenario {
+                share: 1.0,
+                // 0: chosen by `return` (see `ScenarioKind::Outage`).
+                spread_ms: 0,
+                for_ms: 150 * 60_000,
+                ..base
+            },
         }
     }
 }
@@ -253,6 +294,61 @@ impl fmt::Display for Scenario {
         if self.kind == ScenarioKind::FirmwareRollout && self.fail > 0.0 {
             write!(f, " fail={}", self.fail)?;
         }
+        if self.kind == ScenarioKind::Outage {
+            if !self.network.is_empty() {
+                write!(f, " network={}", self.network)?;
+            }
+            write!(
+                f,
+                " for={}m return={}",
+                self.for_ms / 60_000,
+                if self.return_boot { "boot" } else { "noboot" }
+            )?;
+        }
         Ok(())
+    }
+}
+
+/// `a.b.c.d/len` as (network, mask).
+pub fn parse_network(text: &str) -> Option<(u32, u32)> {
+    let (addr, len) = text.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let len: u32 = len.parse().ok().filter(|&l| l <= 32)?;
+    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    Some((u32::from(addr) & mask, mask))
+}
+
+/// Whether `addr` (an IPv4 address) is in `network` (`a.b.c.d/len`).
+pub fn in_network(network: &str, addr: &str) -> bool {
+    match (parse_network(network), addr.parse::<std::net::Ipv4Addr>()) {
+        (Some((net, mask)), Ok(a)) => u32::from(a) & mask == net,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod outage_tests {
+    use super::*;
+
+    #[test]
+    fn outages_parse_with_their_options_and_refuse_bad_ones() {
+        let s: Scenario = "outage@2h:network=100.64.32.0/22,for=3h,return=boot"
+            .parse()
+            .expect("parses");
+        assert_eq!(s.kind, ScenarioKind::Outage);
+        assert_eq!(
+            (s.at_ms, s.for_ms, s.return_boot),
+            (7_200_000, 10_800_000, true)
+        );
+        assert_eq!(s.share, 1.0);
+        assert!(in_network(&s.network, "100.64.35.9"));
+        assert!(!in_network(&s.network, "100.64.36.9"));
+        for bad in [
+            "outage@2h:network=100.64.0.0",
+            "outage@2h:network=banana/24",
+            "outage@2h:return=maybe",
+        ] {
+            assert!(bad.parse::<Scenario>().is_err(), "{bad}");
+        }
     }
 }

@@ -98,6 +98,8 @@ pub struct Planted {
     pub devices: Vec<String>,
     /// Product classes (`"<OUI> <ProductClass>"`) of those devices.
     pub product_classes: Vec<String>,
+    /// The median periodic interval of those devices (their cadence).
+    pub period_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +176,8 @@ pub struct Simulator {
     seq: u64,
     sessions: u64,
     stats: SimStats,
+    /// Per device: the spans in which it sends nothing (planted outages).
+    dark: Vec<Vec<(i64, i64)>>,
 }
 
 const ACS_NAMES: &[&str] = &["acs-eu-1", "acs-eu-2", "acs-us-1", "acs-us-2", "acs-ap-1"];
@@ -229,6 +233,7 @@ impl Simulator {
             seq: 0,
             sessions: 0,
             stats: SimStats::default(),
+            dark: Vec::new(),
             config,
         };
         sim.schedule_background();
@@ -342,6 +347,7 @@ impl Simulator {
         let m = &self.config.models[d.model];
         (s.model.is_empty() || m.product_class.contains(&s.model) || m.oui == s.model)
             && (s.acs.is_empty() || acs_name(d.acs) == s.acs)
+            && (s.network.is_empty() || crate::scenario::in_network(&s.network, &d.remote_addr))
     }
 
     /// Plans one incident's informs.
@@ -435,6 +441,28 @@ impl Simulator {
                     self.plan_session(t, d, events, 0, Some(transfer));
                     to = to.max(t);
                 }
+                ScenarioKind::Outage => {
+                    let end = start.saturating_add(s.for_ms);
+                    if self.dark.is_empty() {
+                        self.dark = vec![Vec::new(); self.devices.len()];
+                    }
+                    self.dark[d].push((start, end));
+                    // Power comes back at once; a device whose network came back
+                    // informs at its next periodic time (or its next retry).
+                    let spread = match s.spread_ms {
+                        0 if s.return_boot => 5 * 60_000,
+                        0 => self.devices[d].period_ms,
+                        given => given,
+                    };
+                    let t = end + self.rng.random_range(0..spread.max(1));
+                    if s.return_boot {
+                        self.plan(t, d, vec![("1 BOOT", String::new())], 0);
+                    } else {
+                        // The session that failed while the network was down, retried.
+                        self.plan(t, d, vec![("2 PERIODIC", String::new())], 1);
+                    }
+                    to = to.max(t);
+                }
                 ScenarioKind::RebootLoop | ScenarioKind::WakeupStorm => {
                     let (code, jitter) = match s.kind {
                         ScenarioKind::RebootLoop => ("1 BOOT", 20_000),
@@ -471,6 +499,12 @@ impl Simulator {
                 .map(|&d| self.devices[d].device_id.clone())
                 .collect(),
             product_classes: classes,
+            period_ms: {
+                let mut periods: Vec<i64> =
+                    chosen.iter().map(|&d| self.devices[d].period_ms).collect();
+                periods.sort_unstable();
+                periods.get(periods.len() / 2).copied().unwrap_or(0)
+            },
         });
     }
 
@@ -512,6 +546,10 @@ impl Simulator {
             session_id: self.sessions,
             external_ip: &d.remote_addr,
             parameter_key: "",
+            periodic_interval: model
+                .carries_interval
+                .then(|| (d.period_ms / 1000).to_string())
+                .as_deref(),
         });
         self.stats.informs += 1;
         self.stats.bytes += body.len() as u64;
@@ -579,17 +617,61 @@ impl Simulator {
     }
 }
 
+impl Simulator {
+    /// Whether `device` is in a planted outage at `time`.
+    fn is_dark(&self, device: usize, time: i64) -> bool {
+        self.dark
+            .get(device)
+            .is_some_and(|spans| spans.iter().any(|&(from, to)| time >= from && time < to))
+    }
+
+    fn device_of(&self, item: Item) -> usize {
+        match item {
+            Item::Periodic(d) | Item::Wakeup(d) => d,
+            Item::Planned(i) => self.planned[i].device,
+            Item::FollowUp(i) => self.follow_ups[i].device,
+        }
+    }
+}
+
 impl Iterator for Simulator {
     type Item = SimMessage;
 
     fn next(&mut self) -> Option<SimMessage> {
+        loop {
+            let message = self.step()?;
+            if let Some(message) = message {
+                return Some(message);
+            }
+        }
+    }
+}
+
+impl Simulator {
+    /// The next item: `Some(None)` when it sent nothing (its device was dark).
+    fn step(&mut self) -> Option<Option<SimMessage>> {
         let end = self.config.start_ms + self.config.duration_ms;
         let Reverse((time, _, item)) = self.queue.pop()?;
         if time >= end {
             self.queue.clear();
             return None;
         }
-        match item {
+        if self.is_dark(self.device_of(item), time) {
+            // Nothing gets through; the schedules go on.
+            match item {
+                Item::Periodic(d) => {
+                    let period = self.devices[d].period_ms.max(1000);
+                    self.push(time + period, Item::Periodic(d));
+                }
+                Item::Wakeup(d) => {
+                    let every = self.config.models[self.devices[d].model].wakeup_s * 1000;
+                    self.push(time + every.max(1000), Item::Wakeup(d));
+                }
+                Item::Planned(_) | Item::FollowUp(_) => {}
+            }
+            return Some(None);
+        }
+        Some(match item {
             Item::Periodic(d) => {
                 let period = self.devices[d].period_ms.max(1000);
                 self.push(time + period, Item::Periodic(d));
@@ -641,7 +723,7 @@ impl Iterator for Simulator {
                 let f = self.follow_ups[i].clone();
                 Some(self.transfer_message(time, &f))
             }
-        }
+        })
     }
 }
 

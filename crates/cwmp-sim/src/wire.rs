@@ -17,6 +17,8 @@ pub struct InformSpec<'a> {
     pub session_id: u64,
     pub external_ip: &'a str,
     pub parameter_key: &'a str,
+    /// `…ManagementServer.PeriodicInformInterval`, when the model carries it.
+    pub periodic_interval: Option<&'a str>,
 }
 
 fn escape(text: &str, out: &mut String) {
@@ -58,6 +60,13 @@ fn params<'a>(spec: &'a InformSpec<'a>) -> Vec<(String, &'a str, &'static str)> 
             "xsd:string",
         ),
     ];
+    if let Some(interval) = spec.periodic_interval {
+        p.push((
+            format!("{r}ManagementServer.PeriodicInformInterval"),
+            interval,
+            "xsd:unsignedInt",
+        ));
+    }
     match spec.model.root {
         Root::Tr098 => {
             p.insert(

@@ -111,15 +111,17 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 20_000)]
     pub devices: usize,
     /// Simulated time to cover (90s, 15m, 4h, 1h30m).
-    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    #[arg(long, default_value = "5h", value_parser = parse_duration)]
     pub duration: i64,
     /// Seed: the same seed gives the same informs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// A planted incident, kind@offset[:key=value,...] (repeatable): power_cut,
-    /// acs_reboot, reboot_loop, wakeup_storm, factory_reset_wave, firmware_rollout;
-    /// options model, acs, share, spread, count, every, for, and for firmware_rollout
-    /// fail, fault, to. E.g. power_cut@2h:model=HG8245H,share=0.8
+    /// acs_reboot, reboot_loop, wakeup_storm, factory_reset_wave, firmware_rollout,
+    /// outage; options model, acs, share, spread, count, every, for, for
+    /// firmware_rollout fail, fault, to, and for outage network (a.b.c.d/len) and
+    /// return (boot or noboot). E.g. power_cut@2h:model=HG8245H,share=0.8 or
+    /// outage@1h:network=100.64.4.0/22,for=150m,return=noboot
     #[arg(long = "scenario", value_parser = parse_scenario)]
     pub scenarios: Vec<cwmp_sim::Scenario>,
 }

@@ -48,7 +48,7 @@ impl Default for DemoOptions {
     fn default() -> Self {
         DemoOptions {
             devices: 20_000,
-            duration_ms: 4 * 3_600_000,
+            duration_ms: 5 * 3_600_000,
             seed: 1,
             brokers: None,
             scenarios: Vec::new(),
@@ -60,13 +60,16 @@ impl Default for DemoOptions {
 
 /// A power cut on the biggest product line, one device in a reboot loop, an ACS
 /// reboot campaign and a firmware rollout with a failing share (neither of which
-/// must look like a storm), after a calm first hour.
+/// must look like a storm), after a calm first hour; and a regional network outage
+/// (1,024 addresses, two and a half hours) that ends without a reboot: no boot storm
+/// ever shows it, only the informs that did not come.
 pub fn default_scenarios() -> Vec<Scenario> {
     [
         "power_cut@90m:model=HG8245H",
         "reboot_loop@60m",
         "acs_reboot@150m:model=SpeedTouch",
         "firmware_rollout@195m:model=VMG8924,share=0.6,fail=0.15,fault=9010",
+        "outage@60m:network=100.64.4.0/22,for=150m,return=noboot",
     ]
     .iter()
     .filter_map(|s| s.parse().ok())

@@ -41,6 +41,14 @@ pub struct DemoReport {
     pub wall_seconds: f64,
 }
 
+/// One `inform_silence` incident of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Silence<'a> {
+    pub open: &'a Alert,
+    pub last: &'a Alert,
+    pub outage: Option<&'a Planted>,
+}
+
 /// The services' counts the report shows, read once they have stopped.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Counts {
@@ -85,6 +93,8 @@ fn explains(kind: ScenarioKind) -> &'static [AlertKind] {
         ScenarioKind::WakeupStorm => &[AlertKind::WakeupRate],
         ScenarioKind::FactoryResetWave => &[AlertKind::BootstrapWave, AlertKind::BootStorm],
         ScenarioKind::FirmwareRollout => &[AlertKind::FirmwareRollout, AlertKind::RolloutFailure],
+        // Devices coming back with a boot are a boot storm (that names the silence).
+        ScenarioKind::Outage => &[AlertKind::InformSilence, AlertKind::BootStorm],
     }
 }
 
@@ -102,8 +112,19 @@ impl DemoReport {
                         .product_classes
                         .iter()
                         .any(|c| alert.key.starts_with(&format!("{c}/"))),
+                    // A /24 inside the planted network.
+                    Scope::Network => {
+                        p.scenario.network.is_empty()
+                            || alert.key.split_once('/').is_some_and(|(addr, _)| {
+                                cwmp_sim::scenario::in_network(&p.scenario.network, addr)
+                            })
+                    }
+                    Scope::Acs => p.scenario.acs.is_empty() || p.scenario.acs == alert.key,
                     _ => true,
                 }
+                && (alert.kind != AlertKind::BootStorm
+                    || p.scenario.kind != ScenarioKind::Outage
+                    || p.scenario.return_boot)
         })
     }
 
@@ -116,6 +137,25 @@ impl DemoReport {
             .collect();
         open.sort_by(|a, b| (a.event_time_ms, &a.id).cmp(&(b.event_time_ms, &b.id)));
         open
+    }
+
+    /// Each `inform_silence` incident: its opening, its last transition and the
+    /// planted outage behind it.
+    pub fn silences(&self) -> Vec<Silence<'_>> {
+        self.opened()
+            .into_iter()
+            .filter(|a| a.kind == AlertKind::InformSilence)
+            .map(|open| Silence {
+                open,
+                last: self
+                    .alerts
+                    .iter()
+                    .filter(|a| a.id == open.id)
+                    .last()
+                    .unwrap_or(open),
+                outage: self.cause(open),
+            })
+            .collect()
     }
 
     /// Alerts no planted incident explains: there should be none.
@@ -233,6 +273,46 @@ firmware campaigns failing:
                 versions("versions_after"),
                 versions("versions_before"),
                 a.state.as_str(),
+            ));
+        }
+        let silences = self.silences();
+        if !silences.is_empty() {
+            out.push_str(
+                "
+devices gone silent (inform_silence; opened after the outage began, in its devices' cadences):
+",
+            );
+        }
+        for s in silences {
+            let after = |at: i64| {
+                s.outage.map_or(String::new(), |p| {
+                    format!(
+                        " ({:.1} cadences)",
+                        (at - p.from_ms) as f64 / p.period_ms.max(1) as f64
+                    )
+                })
+            };
+            out.push_str(&format!(
+                "  {} {}: {} devices overdue, opened {}{}, {}
+",
+                s.open.scope.as_str(),
+                s.open.key,
+                s.last.devices,
+                since(s.open.event_time_ms),
+                after(s.open.event_time_ms),
+                match s.last.state {
+                    AlertState::Resolved => format!(
+                        "resolved {} — {} came back {}",
+                        since(s.last.event_time_ms),
+                        s.last.detail["returned"],
+                        if s.last.detail["came_back"] == "boot" {
+                            "with a boot (power)"
+                        } else {
+                            "without a boot (network)"
+                        }
+                    ),
+                    _ => "still open".to_owned(),
+                }
             ));
         }
         if self.unreadable_alerts > 0 {
