@@ -18,10 +18,10 @@ pub enum ScenarioKind {
     /// A share of a model is factory-reset: `0 BOOTSTRAP` + `1 BOOT`.
     FactoryResetWave,
     /// A share of the devices of one network (`network=100.64.32.0/22`), model or
-    /// ACS front-end sends nothing for `for`; then each informs within `spread` of
-    /// the end: with `1 BOOT` when `return=boot` (the power came back; spread 5 min
-    /// by default), or with a retried `2 PERIODIC` when `return=noboot` (the network
-    /// did; by default within one periodic interval, when its next inform is due).
+    /// ACS front-end sends nothing for `for`; then, with `return=boot` (the power came
+    /// back), each boots (`1 BOOT`) within `spread` (5 min by default) of the end, or,
+    /// with `return=noboot` (the network came back), each informs again when its next
+    /// periodic inform is due.
     Outage,
     /// A firmware campaign on a share of a model within `spread`: each device boots
     /// into version `to` with `1 BOOT` + `7 TRANSFER COMPLETE` + `M Download` (command
@@ -273,7 +273,7 @@ impl Scenario {
             },
             ScenarioKind::Outage => Scenario {
                 share: 1.0,
-                // 0: chosen by `return` (see `ScenarioKind::Outage`).
+                // 0: 5 min with return=boot (see `ScenarioKind::Outage`).
                 spread_ms: 0,
                 for_ms: 150 * 60_000,
                 ..base

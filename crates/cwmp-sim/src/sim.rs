@@ -447,21 +447,17 @@ impl Simulator {
                         self.dark = vec![Vec::new(); self.devices.len()];
                     }
                     self.dark[d].push((start, end));
-                    // Power comes back at once; a device whose network came back
-                    // informs at its next periodic time (or its next retry).
-                    let spread = match s.spread_ms {
-                        0 if s.return_boot => 5 * 60_000,
-                        0 => self.devices[d].period_ms,
-                        given => given,
-                    };
-                    let t = end + self.rng.random_range(0..spread.max(1));
                     if s.return_boot {
+                        // The power comes back: every device boots within the spread.
+                        let spread = if s.spread_ms == 0 { 5 * 60_000 } else { s.spread_ms };
+                        let t = end + self.rng.random_range(0..spread.max(1));
                         self.plan(t, d, vec![("1 BOOT", String::new())], 0);
+                        to = to.max(t);
                     } else {
-                        // The session that failed while the network was down, retried.
-                        self.plan(t, d, vec![("2 PERIODIC", String::new())], 1);
+                        // The network comes back: the device informs when its next
+                        // periodic inform is due, as if nothing had happened.
+                        to = to.max(end + self.devices[d].period_ms);
                     }
-                    to = to.max(t);
                 }
                 ScenarioKind::RebootLoop | ScenarioKind::WakeupStorm => {
                     let (code, jitter) = match s.kind {

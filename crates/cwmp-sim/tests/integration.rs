@@ -198,3 +198,69 @@ fn a_firmware_rollout_boots_into_the_new_version_and_reports_each_transfer() {
     assert!(upgraded_periodic > 0, "later informs carry the new version");
     assert!(autonomous > 0, "autonomous transfers ride along as noise");
 }
+
+#[test]
+fn an_outage_silences_its_network_and_brings_it_back_as_asked() {
+    for (ret, boot) in [("noboot", false), ("boot", true)] {
+        let scenario = format!("outage@1h:network=100.64.1.0/24,for=2h,return={ret}");
+        // No stray boots: the first inform after the outage is the outage's.
+        let sim = Simulator::new(SimConfig {
+            stray_boots_per_day: 0.0,
+            ..config(1000, 6, &[&scenario])
+        });
+        let planted = sim.planted()[0].clone();
+        assert_eq!(planted.scenario.kind, ScenarioKind::Outage);
+        assert_eq!(planted.devices.len(), 256, "the whole /24");
+        assert_eq!(planted.period_ms, 3_600_000, "{planted:?}");
+        let devices = sim.devices().to_vec();
+        let start = SimConfig::default().start_ms + 3_600_000;
+        let end = start + 2 * 3_600_000;
+        let mut inside = 0;
+        let mut back = std::collections::BTreeSet::new();
+        let mut others_during = 0;
+        for m in sim.filter(|m| m.rpc == SimRpc::Inform) {
+            let dark = devices[m.device].remote_addr.starts_with("100.64.1.");
+            // (Received up to half a second after it was sent.)
+            let during = m.received_at_ms >= start + 500 && m.received_at_ms < end;
+            if dark && during {
+                inside += 1;
+            }
+            if !dark && during {
+                others_during += 1;
+            }
+            if dark && m.received_at_ms >= end && back.insert(m.device) {
+                // The first inform after the outage says how it ended.
+                let inform = extract(&m.body, &Options::default()).expect("inform");
+                let booted = inform.events.iter().any(|e| e.code.trim() == "1 BOOT");
+                assert_eq!(booted, boot, "{ret}");
+                let by = if boot { 5 * 60_000 } else { devices[m.device].period_ms };
+                assert!(m.received_at_ms < end + by + 1_000, "{ret}: back in time");
+            }
+        }
+        assert_eq!(inside, 0, "nothing gets through while it lasts");
+        assert!(others_during > 1000, "the rest of the fleet goes on");
+        assert_eq!(back.len(), 256, "every device comes back");
+    }
+}
+
+#[test]
+fn models_that_carry_their_interval_say_it_in_every_inform() {
+    let sim = Simulator::new(config(200, 1, &[]));
+    let models = sim.models().to_vec();
+    let devices = sim.devices().to_vec();
+    for m in sim.filter(|m| m.rpc == SimRpc::Inform) {
+        let model = &models[devices[m.device].model];
+        let inform = extract(&m.body, &Options::default()).expect("inform");
+        let carried = inform
+            .params
+            .iter()
+            .find(|p| p.name.ends_with("ManagementServer.PeriodicInformInterval"))
+            .map(|p| p.value.to_string());
+        assert_eq!(
+            carried,
+            model.carries_interval.then(|| model.periodic_s.to_string()),
+            "{}",
+            model.product_class
+        );
+    }
+}

@@ -11,7 +11,7 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
             "--devices",
             "3000",
             "--duration",
-            "4h",
+            "5h",
             "--metrics-listen",
             "127.0.0.1:0",
         ])
@@ -92,6 +92,26 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
             .any(|l| l.contains("VMG8924") && l.contains("failed of") && l.contains("9010: ")),
         "{stdout}"
     );
+    // The regional network outage (60 min in, 150 min long, 1,024 addresses, hourly
+    // devices) is seen while it lasts: one inform_silence per /24, opened within three
+    // cadences of its start, resolved once the devices are back — without a boot, so
+    // no boot storm.
+    let silences: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("network 100.64.") && l.contains("devices overdue"))
+        .collect();
+    assert_eq!(silences.len(), 4, "{stdout}");
+    for line in &silences {
+        let cadences: f64 = line
+            .split_once(" (")
+            .and_then(|(_, r)| r.split_once(" cadences)"))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!((1.0..=3.0).contains(&cadences), "{line}");
+        assert!(line.contains("came back without a boot (network)"), "{line}");
+    }
+    assert!(alert("inform_silence", "network", "100.64.4.0/24"), "{stdout}");
+    assert!(!alert("inform_silence", "fleet", ""), "{stdout}");
     assert!(!stdout.contains("UNEXPECTED"), "{stdout}");
     assert!(!stdout.contains("could not be read as alerts"), "{stdout}");
     assert!(
