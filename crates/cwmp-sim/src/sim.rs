@@ -446,14 +446,20 @@ impl Simulator {
                     if self.dark.is_empty() {
                         self.dark = vec![Vec::new(); self.devices.len()];
                     }
-                    self.dark[d].push((start, end));
                     if s.return_boot {
-                        // The power comes back: every device boots within the spread.
-                        let spread = if s.spread_ms == 0 { 5 * 60_000 } else { s.spread_ms };
+                        // The power comes back: every device boots within the spread,
+                        // and sends nothing before its boot.
+                        let spread = if s.spread_ms == 0 {
+                            5 * 60_000
+                        } else {
+                            s.spread_ms
+                        };
                         let t = end + self.rng.random_range(0..spread.max(1));
+                        self.dark[d].push((start, t));
                         self.plan(t, d, vec![("1 BOOT", String::new())], 0);
                         to = to.max(t);
                     } else {
+                        self.dark[d].push((start, end));
                         // The network comes back: the device informs when its next
                         // periodic inform is due, as if nothing had happened.
                         to = to.max(end + self.devices[d].period_ms);

@@ -233,8 +233,17 @@ fn an_outage_silences_its_network_and_brings_it_back_as_asked() {
                 let inform = extract(&m.body, &Options::default()).expect("inform");
                 let booted = inform.events.iter().any(|e| e.code.trim() == "1 BOOT");
                 assert_eq!(booted, boot, "{ret}");
-                let by = if boot { 5 * 60_000 } else { devices[m.device].period_ms };
-                assert!(m.received_at_ms < end + by + 1_000, "{ret}: back in time");
+                let by = if boot {
+                    5 * 60_000
+                } else {
+                    devices[m.device].period_ms
+                };
+                assert!(
+                    m.received_at_ms < end + by + 1_000,
+                    "{ret}: back in time: {} ms after the end, period {}",
+                    m.received_at_ms - end,
+                    devices[m.device].period_ms
+                );
             }
         }
         assert_eq!(inside, 0, "nothing gets through while it lasts");

@@ -108,9 +108,15 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
             .and_then(|(n, _)| n.parse().ok())
             .unwrap_or_else(|| panic!("{line}"));
         assert!((1.0..=3.0).contains(&cadences), "{line}");
-        assert!(line.contains("came back without a boot (network)"), "{line}");
+        assert!(
+            line.contains("came back without a boot (network)"),
+            "{line}"
+        );
     }
-    assert!(alert("inform_silence", "network", "100.64.4.0/24"), "{stdout}");
+    assert!(
+        alert("inform_silence", "network", "100.64.4.0/24"),
+        "{stdout}"
+    );
     assert!(!alert("inform_silence", "fleet", ""), "{stdout}");
     assert!(!stdout.contains("UNEXPECTED"), "{stdout}");
     assert!(!stdout.contains("could not be read as alerts"), "{stdout}");
