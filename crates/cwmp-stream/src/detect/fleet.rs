@@ -162,7 +162,11 @@ pub(super) async fn consume(
         reported.retain(|a, _| tasks.contains_key(a));
         let mut active = BTreeMap::new();
         let mut campaigns = 0;
+        let mut silent = BTreeMap::new();
         for (a, task) in tasks.iter() {
+            for (scope, n) in task.state.silent_devices() {
+                *silent.entry(scope).or_insert(0) += n;
+            }
             let stats = task.state.stats();
             let (late, overflow, duplicate) = reported.entry(*a).or_default();
             metrics
@@ -185,6 +189,7 @@ pub(super) async fn consume(
             }
         }
         metrics.campaigns.set(campaigns as i64);
+        metrics.set_silent(&silent);
         metrics.set_active(DetectStage::Fleet, &active);
         metrics.state.set_since_checkpoint(
             DetectStage::Fleet,

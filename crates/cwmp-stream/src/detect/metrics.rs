@@ -111,6 +111,15 @@ fn measure_value(kind: MeasureKind, m: &Measure) -> u64 {
     }
 }
 
+/// The scope kinds silence can be counted by: the bounded `scope` label values.
+const SILENCE_SCOPES: [Scope; 5] = [
+    Scope::Fleet,
+    Scope::ProductClass,
+    Scope::Acs,
+    Scope::SoftwareVersion,
+    Scope::Network,
+];
+
 #[derive(Clone, Debug)]
 pub struct DetectMetrics {
     pub registry: Registry,
@@ -118,6 +127,9 @@ pub struct DetectMetrics {
     alerts: IntCounterVec,
     active_alerts: IntGaugeVec,
     pub tracked_devices: IntGauge,
+    pub cadence_devices: IntGauge,
+    pub overdue_devices: IntGauge,
+    silent_devices: IntGaugeVec,
     pub state_bytes: IntGauge,
     pub watermark_lag_seconds: IntGauge,
     aggregates: IntCounterVec,
@@ -370,6 +382,28 @@ impl DetectMetrics {
             alerts,
             active_alerts,
             tracked_devices: gauge(&registry, "cwmp_detect_tracked_devices", "Devices with detector state on this worker."),
+            cadence_devices: gauge(
+                &registry,
+                "cwmp_detect_cadence_devices",
+                "Devices on this worker whose periodic inform cadence is known (those inform_silence watches).",
+            ),
+            overdue_devices: gauge(
+                &registry,
+                "cwmp_detect_overdue_devices",
+                "Devices on this worker whose informs are overdue now (their deadline passed in event time without one).",
+            ),
+            silent_devices: {
+                let g = gauge_vec(
+                    &registry,
+                    "cwmp_detect_silent_devices",
+                    "Devices still silent in the open inform_silence alerts, by scope kind (fleet stage).",
+                    &["scope"],
+                );
+                for scope in SILENCE_SCOPES {
+                    g.with_label_values(&[scope.as_str()]);
+                }
+                g
+            },
             state_bytes: gauge(&registry, "cwmp_detect_state_bytes", "Bytes of detector state on this worker (device tables and open windows)."),
             watermark_lag_seconds: gauge(
                 &registry,
@@ -486,6 +520,15 @@ impl Default for DetectMetrics {
 pub const TOP_PRODUCT_CLASSES: usize = 20;
 
 impl DetectMetrics {
+    /// Sets `cwmp_detect_silent_devices` (every scope kind, 0 where nothing is silent).
+    pub fn set_silent(&self, silent: &BTreeMap<Scope, u64>) {
+        for scope in SILENCE_SCOPES {
+            self.silent_devices
+                .with_label_values(&[scope.as_str()])
+                .set(silent.get(&scope).copied().unwrap_or(0) as i64);
+        }
+    }
+
     /// Sets `cwmp_detect_active_alerts` for one stage.
     pub fn set_active(&self, stage: DetectStage, active: &BTreeMap<AlertKind, u64>) {
         for kind in AlertKind::ALL {

@@ -172,6 +172,11 @@ pub(super) async fn consume(
             metrics
                 .state_bytes
                 .set(workers().map(Worker::state_bytes).sum::<usize>() as i64);
+            let (cadences, overdue) = workers()
+                .map(Worker::cadences)
+                .fold((0, 0), |(c, o), (wc, wo)| (c + wc, o + wo));
+            metrics.cadence_devices.set(cadences as i64);
+            metrics.overdue_devices.set(overdue as i64);
             metrics.state.set_since_checkpoint(
                 DetectStage::Worker,
                 tasks.values().map(|t| t.since_checkpoint).sum(),
