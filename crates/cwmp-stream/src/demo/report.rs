@@ -150,8 +150,7 @@ impl DemoReport {
                 last: self
                     .alerts
                     .iter()
-                    .filter(|a| a.id == open.id)
-                    .last()
+                    .rfind(|a| a.id == open.id)
                     .unwrap_or(open),
                 outage: self.cause(open),
             })
