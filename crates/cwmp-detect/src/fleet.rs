@@ -479,7 +479,7 @@ impl Fleet {
                     open: None,
                 });
             state.totals.merge(t);
-            if !t.results.is_empty() {
+            if !t.results.is_empty() || t.silent_after_transfer > 0 {
                 state.last_activity_ms = end;
             }
             active.insert(key.clone());
@@ -520,6 +520,7 @@ impl Fleet {
                     "failures": failures,
                     "share": if decided == 0 { 0.0 } else { failures as f64 / decided as f64 },
                     "upgrade_boots": t.upgrade_boots,
+                    "silent_after_transfer": t.silent_after_transfer,
                     "versions_before": t.versions_before,
                     "versions_after": t.versions_after,
                     "quiet": quiet >= cfg.quiet_ms,

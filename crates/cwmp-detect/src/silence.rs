@@ -396,12 +396,13 @@ impl Profiles {
                     hash,
                     refs: 0,
                 };
-                let id = match self.free.pop() {
-                    Some(id) => {
+                // (A free id out of range — restored from damaged state — is dropped.)
+                let id = match self.free.pop().filter(|&id| id != 0) {
+                    Some(id) if (id as usize) < self.table.len() => {
                         self.table[id as usize] = profile;
                         id
                     }
-                    None => {
+                    _ => {
                         self.table.push(profile);
                         (self.table.len() - 1) as u32
                     }
@@ -410,7 +411,14 @@ impl Profiles {
                 id
             }
         };
-        self.table[id as usize].refs += 1;
+        match self.table.get_mut(id as usize) {
+            Some(p) => p.refs += 1,
+            None => {
+                // An index entry pointing nowhere (damaged state): make it anew.
+                self.index.remove(&keys);
+                return self.acquire(fields, hash, scratch);
+            }
+        }
         id
     }
 

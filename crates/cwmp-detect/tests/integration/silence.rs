@@ -206,3 +206,39 @@ fn a_carried_interval_is_used_at_once() {
         summary(&alerts)
     );
 }
+
+/// A firmware image that bricks some devices: they boot into it, report success,
+/// and are never heard of again. The silence counts in the campaign
+/// (`silent_after_transfer`), as failures.
+#[test]
+fn devices_silent_after_their_upgrade_count_in_the_campaign() {
+    let devices = fleet(38);
+    let mut obs = background(&devices, T0, T0 + 8 * HOUR, 38);
+    let class = "00D09E HG8245H";
+    let key = "fw-bricks";
+    let mut rng = crate::gen::Rng::new(38);
+    let mut bricked = std::collections::HashSet::new();
+    for d in crate::gen::class_devices(&devices, class) {
+        let at = T0 + 3 * HOUR + rng.below(10 * MIN as u64) as i64;
+        obs.push(crate::gen::upgrade_boot(d, at, key, "V9"));
+        obs.push(crate::gen::transfer(d, at + 1_000, key, 0));
+        if bricked.len() < 250 {
+            bricked.insert(d.id.clone());
+        }
+    }
+    // The bricked ones send nothing after their transfer result.
+    obs.retain(|o| !(bricked.contains(&o.device_id) && o.time_ms > T0 + 3 * HOUR + 11 * MIN));
+    let alerts = run(&arrival(obs, 38));
+    let failure = alerts
+        .iter()
+        .rfind(|a| a.kind == AlertKind::RolloutFailure)
+        .unwrap_or_else(|| panic!("{:#?}", summary(&alerts)));
+    let silent = failure.detail["silent_after_transfer"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(silent >= 200, "{silent}: {:#?}", failure.detail);
+    assert_eq!(failure.detail["results"]["success"], 1200);
+    assert!(silences(&alerts)
+        .iter()
+        .any(|a| a.scope == Scope::ProductClass && a.key == class));
+}

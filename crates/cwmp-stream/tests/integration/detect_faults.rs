@@ -362,3 +362,107 @@ async fn a_warm_baseline_survives_killing_both_stages() {
     terminate(&mut fleet);
     assert_eq!(got, expected, "{}", report(&got, &expected));
 }
+
+/// Five hours of 1,000 hourly devices that carry their `PeriodicInformInterval`,
+/// 256 to a /24; the first /24 is dark from 1 h to 4 h and comes back without a
+/// boot (each device at its next periodic time).
+fn silence_scenario() -> Vec<(String, String)> {
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    const T0: i64 = 1_795_478_400_000;
+    let class = "202BC1 BM632w";
+    let mut events: Vec<(i64, usize)> = Vec::new();
+    for device in 0..1000usize {
+        let phase = (device as i64 * 7919) % HOUR;
+        let mut t = T0 + phase;
+        while t < T0 + 5 * HOUR {
+            let dark = device < 256 && (T0 + HOUR..T0 + 4 * HOUR).contains(&t);
+            if !dark {
+                events.push((t, device));
+            }
+            t += HOUR;
+        }
+    }
+    events.sort();
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(offset, (t, device))| {
+            let (id, line) =
+                crate::detect::record(device, class, t, &[("2 PERIODIC", "periodic")], offset);
+            let mut v: serde_json::Value = serde_json::from_str(&line).expect("json");
+            v["remote_addr"] = format!("10.0.{}.{}", device / 256, device % 256).into();
+            if let Some(params) = v["params"].as_array_mut() {
+                params.push(serde_json::json!({
+                    "name": "InternetGatewayDevice.ManagementServer.PeriodicInformInterval",
+                    "value": "3600", "type": "xsd:unsignedInt"
+                }));
+            }
+            (id, v.to_string())
+        })
+        .collect()
+}
+
+/// Devices silent before a restart are still known silent after it: both stages
+/// killed with SIGKILL while a network outage's inform_silence is open, restarted,
+/// then the devices' return as a backlog: the alert resolves under its id, as in the
+/// replay (with `detect.state = memory` the restarted worker would not know who was
+/// silent, and the alert would stay open for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_open_before_a_kill_resolves_after_it() {
+    let broker = Broker::start();
+    let stack = Stack::create(&broker, "detect-silence", PARTITIONS).await;
+    let lines = silence_scenario();
+    let expected: BTreeSet<String> = replay_lines(&lines).into_iter().collect();
+    let silence = |state: &str| {
+        format!(
+            r#""kind":"inform_silence","state":"{state}","scope":"network","key":"10.0.0.0/24""#
+        )
+    };
+    for state in ["open", "resolved"] {
+        assert!(
+            expected.iter().any(|a| a.contains(&silence(state))),
+            "the replay {state}s the silence: {expected:#?}"
+        );
+    }
+    // Up to 3 h 40: every dark device is overdue, none is back.
+    let cut = lines.partition_point(|(_, l)| {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json");
+        v["received_at_ms"].as_i64().unwrap_or(0) < 1_795_478_400_000 + 220 * 60_000
+    });
+    let events = stack.topic("events");
+    publish(&broker, &events, &lines[..cut]).await;
+    let mut fleet = stack.spawn("fleet");
+    let mut worker = stack.spawn("worker");
+    stack.wait_checkpointed(cut, &mut [&mut fleet, &mut worker]);
+    let before = expected
+        .iter()
+        .filter(|a| a.contains(&silence("open")))
+        .count();
+    assert_eq!(before, 1);
+    // The fleet stage has decided the opening window and checkpointed after it.
+    let (seen, _) = tokio::task::block_in_place(|| {
+        distinct_alerts(
+            &stack,
+            &expected
+                .iter()
+                .filter(|a| a.contains(&silence("open")))
+                .cloned()
+                .collect(),
+        )
+    });
+    assert!(
+        seen.iter().any(|a| a.contains(&silence("open"))),
+        "{seen:#?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    kill(&mut worker);
+    kill(&mut fleet);
+    publish(&broker, &events, &lines[cut..]).await;
+    let mut fleet = stack.spawn("fleet");
+    let mut worker = stack.spawn("worker");
+    let (got, _) = tokio::task::block_in_place(|| distinct_alerts(&stack, &expected));
+    terminate(&mut worker);
+    terminate(&mut fleet);
+    assert_eq!(got, expected, "{}", report(&got, &expected));
+}
