@@ -421,31 +421,36 @@ impl DeviceTable {
             obs.kinds.has(crate::Kinds::PERIODIC),
             obs.inform_interval_s,
         );
+        // A transfer result is proof of life, but names no network (and maybe no
+        // product class): the device keeps the scopes of its informs.
+        let is_inform = obs.transfer.is_none();
         if learned.tracked {
-            let network = Network::of(obs.remote_addr.as_deref(), silence);
-            let fields = ProfileFields {
-                product_class: &obs.product_class,
-                acs: obs.acs.as_deref().unwrap_or("unknown"),
-                software_version: obs.software_version.as_deref().unwrap_or("unknown"),
-                network,
-            };
-            let hash = fields.hash();
-            if !learned.was_tracked || !profiles.same(c.profile, hash) {
-                let new = profiles.acquire(&fields, hash, &mut self.scratch);
-                if learned.was_tracked {
-                    emit(out, profiles, c.profile, |profile| SilenceEvent::Tracked {
+            if is_inform || !learned.was_tracked {
+                let network = Network::of(obs.remote_addr.as_deref(), silence);
+                let fields = ProfileFields {
+                    product_class: &obs.product_class,
+                    acs: obs.acs.as_deref().unwrap_or("unknown"),
+                    software_version: obs.software_version.as_deref().unwrap_or("unknown"),
+                    network,
+                };
+                let hash = fields.hash();
+                if !learned.was_tracked || !profiles.same(c.profile, hash) {
+                    let new = profiles.acquire(&fields, hash, &mut self.scratch);
+                    if learned.was_tracked {
+                        emit(out, profiles, c.profile, |profile| SilenceEvent::Tracked {
+                            profile,
+                            at_ms: obs.time_ms,
+                            delta: -1,
+                        });
+                        profiles.release(c.profile);
+                    }
+                    c.profile = new;
+                    emit(out, profiles, new, |profile| SilenceEvent::Tracked {
                         profile,
                         at_ms: obs.time_ms,
-                        delta: -1,
+                        delta: 1,
                     });
-                    profiles.release(c.profile);
                 }
-                c.profile = new;
-                emit(out, profiles, new, |profile| SilenceEvent::Tracked {
-                    profile,
-                    at_ms: obs.time_ms,
-                    delta: 1,
-                });
             }
             let deadline = c
                 .deadline(newest)
