@@ -11,8 +11,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(first) = data.split(|&b| b == b'\n').next() {
         let _ = String::from_utf8_lossy(first).parse::<cwmp_sim::Scenario>();
     }
-    let Ok(mut pipeline) = cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default())
-    else {
+    let Ok(mut pipeline) = cwmp_detect::Pipeline::new(cwmp_detect::DetectConfig::default()) else {
         return;
     };
     let mut alerts = Vec::new();

@@ -117,7 +117,8 @@ fn a_short_demo_finds_what_was_planted_and_nothing_else() {
         alert("inform_silence", "network", "100.64.4.0/24"),
         "{stdout}"
     );
-    assert!(!alert("inform_silence", "fleet", ""), "{stdout}");
+    // (With 3,000 devices the region is a third of the fleet: its other scopes go
+    // silent too, all explained by the outage; with the default 20,000 only the /24s.)
     assert!(!stdout.contains("UNEXPECTED"), "{stdout}");
     assert!(!stdout.contains("could not be read as alerts"), "{stdout}");
     assert!(
