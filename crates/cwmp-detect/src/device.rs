@@ -205,6 +205,10 @@ pub(crate) struct DeviceTable {
     profiles: Profiles,
     /// Deadlines of tracked devices.
     wheel: Wheel,
+    /// When overdue devices are forgotten (`forget_after_ms` after their deadline).
+    /// An entry whose device came back (or went silent again since) is dropped when
+    /// it comes up: its time no longer matches.
+    forgets: Wheel,
     /// Devices with a `firmware_upgrade` boot or a failed transfer lately.
     after_transfer: FxHashMap<u64, AfterTransfer>,
     /// Devices overdue now.
@@ -286,6 +290,7 @@ impl DeviceTable {
                 .sum::<usize>()
             + self.profiles.state_bytes()
             + self.wheel.state_bytes()
+            + self.forgets.state_bytes()
             + table(&self.after_transfer)
     }
 
@@ -533,6 +538,26 @@ impl DeviceTable {
                     state.last_seen,
                     deadline,
                 );
+                self.forgets
+                    .insert(ms(forget_at(deadline, config)), slide, key);
+            }
+        }
+        while let Some((bucket, keys)) = self.forgets.pop_due(watermark, slide) {
+            for key in keys {
+                let Some(state) = self.devices.get_mut(&key) else {
+                    continue;
+                };
+                let c = &state.cadence;
+                let due = match (c.tracked(silence), c.overdue(), c.deadline(state.last_seen)) {
+                    (true, true, Some(since)) => forget_at(since, config),
+                    _ => continue,
+                };
+                if floor(ms(due), slide) != bucket {
+                    continue;
+                }
+                forget_device(state, &mut self.profiles, &mut self.silence_out, due);
+                self.overdue = self.overdue.saturating_sub(1);
+                self.devices.remove(&key);
             }
         }
     }
@@ -739,14 +764,9 @@ impl DeviceTable {
             .max(config.reboot_loop.quiet_ms)
             / 1000) as u32;
         let open = &self.open;
-        let (profiles, out, overdue) =
-            (&mut self.profiles, &mut self.silence_out, &mut self.overdue);
+        // (Silent tracked devices are forgotten by their own queue, at their time.)
         self.devices.retain(|_, d| match expiry(d, config) {
-            Expiry::After { at, forget } if now > at => {
-                if forget {
-                    forget_device(d, profiles, out, at);
-                    *overdue = overdue.saturating_sub(1);
-                }
+            Expiry::After { at, forget: false } if now > at => {
                 // An entry still in the wheel keeps its device until it comes up.
                 if d.cadence.scheduled() {
                     *d = DeviceState::default();
@@ -782,6 +802,13 @@ impl DeviceTable {
                 || r.last().is_some_and(|t| now.saturating_sub(t) <= wake_span)
         });
     }
+}
+
+/// When a device silent since `since` (seconds) is forgotten.
+fn forget_at(since: u32, config: &DetectConfig) -> u32 {
+    since.saturating_add(
+        (config.inform_silence.forget_after_ms / 1000).clamp(0, u32::MAX as i64) as u32,
+    )
 }
 
 /// A silent device forgotten at `at` (seconds): its scopes count it out.

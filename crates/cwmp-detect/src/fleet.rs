@@ -692,8 +692,11 @@ impl Fleet {
                     if back as f64 >= cfg.resolve_share * o.overdue as f64 {
                         let how = if o.returned_boot > o.returned_no_boot {
                             "boot"
-                        } else {
+                        } else if o.returned_no_boot > 0 {
                             "no_boot"
+                        } else {
+                            // Nobody came back within forget_after_ms.
+                            "forgotten"
                         };
                         out.push(alert(AlertState::Resolved, &o.id, &o, Some(how)));
                         state.resolved = Some((o.id.clone(), end));

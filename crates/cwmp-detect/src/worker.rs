@@ -159,6 +159,8 @@ pub struct Worker {
     watermark: Option<i64>,
     /// Start of the next window to close.
     next_window: Option<i64>,
+    /// The watermark of the last expiry sweep.
+    swept_at: Option<i64>,
     partitions: Vec<i32>,
     partition_count: i32,
     stats: WorkerStats,
@@ -180,6 +182,7 @@ impl Worker {
             floor: None,
             watermark: None,
             next_window: None,
+            swept_at: None,
             partitions: vec![0],
             partition_count: 1,
             stats: WorkerStats::default(),
@@ -617,8 +620,16 @@ impl Worker {
         if next + window > watermark {
             return;
         }
-        self.devices.expire(&self.config, watermark);
-        self.count_silence();
+        // Forgetting idle devices and old event times changes no result (a record
+        // finds expired state expired whether the sweep ran or not), so the sweep over
+        // the device table runs once per hour of event time, not once per window.
+        if self
+            .swept_at
+            .is_none_or(|at| watermark - at >= SWEEP_EVERY_MS)
+        {
+            self.devices.expire(&self.config, watermark);
+            self.swept_at = Some(watermark);
+        }
         while next + window <= watermark {
             // Skip stretches with no data at once.
             match self.buckets.range(next..).next() {
@@ -759,6 +770,9 @@ impl Worker {
             .collect()
     }
 }
+
+/// How often, in event time, the device table is swept for expired entries.
+const SWEEP_EVERY_MS: i64 = 3_600_000;
 
 /// The source of records that name none (a file replayed without `source`).
 const NO_SOURCE: i32 = -1;

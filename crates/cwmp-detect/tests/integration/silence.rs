@@ -242,3 +242,39 @@ fn devices_silent_after_their_upgrade_count_in_the_campaign() {
         .iter()
         .any(|a| a.scope == Scope::ProductClass && a.key == class));
 }
+
+/// Devices that never come back are forgotten after `forget_after_ms`: the alert
+/// resolves then, saying so, and they no longer count as tracked.
+#[test]
+fn devices_that_never_come_back_are_forgotten_and_resolve_the_alert() {
+    let devices = fleet(39);
+    let mut obs = background(&devices, T0, T0 + 12 * HOUR, 39);
+    obs.retain(|o| {
+        !(o.remote_addr.as_deref().is_some_and(|a| a.starts_with(NET)) && o.time_ms >= FROM)
+    });
+    let mut config = DetectConfig::default();
+    config.inform_silence.forget_after_ms = 2 * HOUR;
+    let mut pipeline = cwmp_detect::Pipeline::new(config).expect("valid");
+    let mut alerts = Vec::new();
+    let before_forget = T0 + 6 * HOUR;
+    let mut overdue_then = 0;
+    for o in &arrival(obs, 39) {
+        if o.time_ms >= before_forget && overdue_then == 0 {
+            overdue_then = pipeline.worker.cadences().1;
+        }
+        pipeline.observe(o, &mut alerts);
+    }
+    assert!(overdue_then > 200, "{overdue_then}");
+    assert_eq!(pipeline.worker.cadences().1, 0, "all forgotten by the end");
+    let resolved = silences(&alerts)
+        .into_iter()
+        .find(|a| a.scope == Scope::Network && a.state == AlertState::Resolved)
+        .unwrap_or_else(|| panic!("{:#?}", summary(&alerts)));
+    assert_eq!(
+        resolved.detail["came_back"], "forgotten",
+        "{:#?}",
+        resolved.detail
+    );
+    assert!(resolved.detail["forgotten"].as_u64().unwrap_or(0) > 200);
+    assert!(resolved.event_time_ms >= FROM + 2 * HOUR + 90 * MIN);
+}
