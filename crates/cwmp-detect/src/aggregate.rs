@@ -226,15 +226,7 @@ impl Measure {
     pub fn merge(&mut self, other: &Measure) {
         self.devices += other.devices;
         self.count += other.count;
-        if !other.samples.is_empty() {
-            let mut all: BTreeSet<&str> = self.samples.iter().map(String::as_str).collect();
-            all.extend(other.samples.iter().map(String::as_str));
-            self.samples = all
-                .into_iter()
-                .take(MAX_SAMPLES)
-                .map(str::to_owned)
-                .collect();
-        }
+        merge_samples(&mut self.samples, &other.samples);
     }
 }
 
