@@ -288,6 +288,7 @@ fn the_schemas_name_exactly_the_codes_vocabularies() {
     let mut scopes = names(Scope::ALL.iter().map(|s| s.as_str()));
     scopes.push(Some(Scope::Device.as_str().to_owned()));
     scopes.push(Some(Scope::Campaign.as_str().to_owned()));
+    scopes.push(Some(Scope::Network.as_str().to_owned()));
     assert_eq!(enum_of(&alert, "/properties/scope/enum"), scopes);
     let transfer = schema("transfer-record.v1.json");
     let mut classes: Vec<Option<String>> = names(cwmp_record::fault_classes());
