@@ -145,7 +145,11 @@ def scenario_assertions(objects, name, config_text):
     deployments = {o["metadata"]["name"]: o for o in workloads(objects)}
     if name == "default":
         check(len(deployments) == 3, f"default: three workloads, got {sorted(deployments)}")
-        check("StatefulSet" not in kinds, "default: Deployments only")
+        kinds_of = {n: d["kind"] for n, d in deployments.items()}
+        check(kinds_of == {"demo-cwmp-stream-ingest": "Deployment",
+                           "demo-cwmp-stream-detect-worker": "StatefulSet",
+                           "demo-cwmp-stream-detect-fleet": "StatefulSet"},
+              f"default: ingest a Deployment, the detect stages StatefulSets (static membership), got {kinds_of}")
         for optional in ("ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "NetworkPolicy", "Secret"):
             check(optional not in kinds, f"default: no {optional} by default")
         check(not [o for o in by_kind(objects, "ConfigMap") if o["metadata"].get("labels", {}).get("grafana_dashboard")],
@@ -167,8 +171,19 @@ def scenario_assertions(objects, name, config_text):
         args = {n: d["spec"]["template"]["spec"]["containers"][0]["args"] for n, d in deployments.items()}
         check(args.get("demo-cwmp-stream-detect-worker", [])[-2:] == ["--stage", "worker"], f"default: worker stage {args}")
         for n, d in deployments.items():
-            env = {e["name"] for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])}
-            check("CWMP__KAFKA__GROUP_INSTANCE_ID" not in env, f"default: {n}: a Deployment's pod names are not stable, so no static membership")
+            env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+            if d["kind"] == "Deployment":
+                check("CWMP__KAFKA__GROUP_INSTANCE_ID" not in env, f"default: {n}: a Deployment's pod names are not stable, so no static membership")
+            else:
+                check(env.get("CWMP__KAFKA__GROUP_INSTANCE_ID") == "$(POD_NAME)",
+                      f"default: {n}: a StatefulSet's pods are static group members")
+                check(d["spec"].get("serviceName") == n, f"default: {n}: serviceName names its Service")
+        # Without static membership the detect stages are Deployments and dynamic members.
+        dynamic = {"detectWorker": {"staticMembership": False}, "detectFleet": {"staticMembership": False}}
+        for o in workloads(render(dynamic)):
+            env = {e["name"] for e in o["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+            check(o["kind"] == "Deployment" and "CWMP__KAFKA__GROUP_INSTANCE_ID" not in env,
+                  f"staticMembership false: {o['metadata']['name']} is a Deployment without group.instance.id")
         check(args.get("demo-cwmp-stream-detect-fleet", [])[-2:] == ["--stage", "fleet"], f"default: fleet stage {args}")
     if name == "full":
         for kind in ("ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "PodDisruptionBudget",

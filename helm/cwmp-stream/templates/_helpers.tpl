@@ -105,10 +105,15 @@ detect-fleet:
 
 {{/*
 The workload kind: ingest with exactly-once delivery is a StatefulSet (stable
-transactional ids); everything else is a Deployment.
+transactional ids); so are the detect workloads with staticMembership (stable pod
+names are stable group.instance.ids); everything else is a Deployment.
 */}}
 {{- define "cwmp-stream.workloadKind" -}}
 {{- if and (eq .component "ingest") (eq .ctx.Values.config.ingest.delivery "exactly-once") -}}
+StatefulSet
+{{- else if and (eq .component "detect-worker") .ctx.Values.detectWorker.staticMembership -}}
+StatefulSet
+{{- else if and (eq .component "detect-fleet") .ctx.Values.detectFleet.staticMembership -}}
 StatefulSet
 {{- else -}}
 Deployment

@@ -51,6 +51,10 @@ impl Stack {
     }
 
     fn spawn(&self, stage: &str) -> Child {
+        self.spawn_with(stage, &[])
+    }
+
+    fn spawn_with(&self, stage: &str, env: &[(&str, &str)]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_cwmp-stream"))
             .arg("detect")
             .args(["--brokers", &self.bootstrap, "--stage", stage])
@@ -68,6 +72,7 @@ impl Stack {
             .env("CWMP__KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "6000")
             .env("CWMP__KAFKA__CONSUMER__HEARTBEAT_INTERVAL_MS", "500")
             .env("CWMP__LOG__LEVEL", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -460,4 +465,47 @@ async fn a_silence_open_before_a_kill_resolves_after_it() {
         std::thread::sleep(Duration::from_secs(2));
     })
     .await;
+}
+
+/// What the chart's detect StatefulSets rely on: a worker restarted after SIGKILL
+/// with the same `group.instance.id` (the pod name) gets its partitions back, and
+/// their state, without waiting out the dead member's session (20 s here), and the
+/// alerts are still the replay's. On a broker that honours static membership only
+/// (tansu does; librdkafka's mock cluster ignores `group.instance.id`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_worker_gets_its_partitions_back_at_once() {
+    let broker = Broker::start();
+    if broker.mock().is_some() {
+        eprintln!("skipped: the mock cluster does not implement static membership");
+        return;
+    }
+    let stack = Stack::create(&broker, "detect-static", PARTITIONS).await;
+    let lines = scenario();
+    let expected: BTreeSet<String> = replay_lines(&lines).into_iter().collect();
+    let (first, second) = (lines.len() / 3, 2 * lines.len() / 3);
+    let events = stack.topic("events");
+    let env = [
+        ("CWMP__KAFKA__GROUP_INSTANCE_ID", "detect-worker-0"),
+        ("CWMP__KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "20000"),
+    ];
+    publish(&broker, &events, &lines[..first]).await;
+    let mut fleet = stack.spawn("fleet");
+    let mut worker = stack.spawn_with("worker", &env);
+    stack.wait_checkpointed(first, &mut [&mut fleet, &mut worker]);
+    kill(&mut worker);
+    publish(&broker, &events, &lines[first..second]).await;
+    let mut worker = stack.spawn_with("worker", &env);
+    let started = Instant::now();
+    stack.wait_checkpointed(second, &mut [&mut fleet, &mut worker]);
+    let gap = started.elapsed();
+    eprintln!("restart to the backlog checkpointed, static worker: {gap:?}");
+    assert!(
+        gap < Duration::from_secs(15),
+        "the static worker took its partitions back without waiting out the 20 s session: {gap:?}"
+    );
+    publish(&broker, &events, &lines[second..]).await;
+    let (got, _) = tokio::task::block_in_place(|| distinct_alerts(&stack, &expected));
+    terminate(&mut worker);
+    terminate(&mut fleet);
+    assert_eq!(got, expected, "{}", report(&got, &expected));
 }
