@@ -253,6 +253,11 @@ impl Partial {
         }
     }
 
+    /// Whether it carries silence and nothing else (no inform, no campaign).
+    pub fn silence_only(&self) -> bool {
+        self.silence.is_some() && self.informs == 0 && self.transfers.is_none()
+    }
+
     pub fn merge(&mut self, other: &Partial) {
         self.informs += other.informs;
         for kind in MeasureKind::ALL {

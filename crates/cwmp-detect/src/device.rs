@@ -246,7 +246,8 @@ impl DeviceTable {
         self.devices.len()
     }
 
-    /// Devices whose cadence is known (with a deadline in the wheel).
+    /// Tracked devices waiting for their next inform (a deadline in the wheel; the
+    /// overdue ones are not among them).
     pub fn with_cadence(&self) -> usize {
         self.wheel.len()
     }
@@ -430,7 +431,8 @@ impl DeviceTable {
         // product class): the device keeps the scopes of its informs.
         let is_inform = obs.transfer.is_none();
         if learned.tracked {
-            if is_inform || !learned.was_tracked {
+            // (A transfer result never starts tracking: it teaches no cadence.)
+            if is_inform {
                 let network = Network::of(obs.remote_addr.as_deref(), silence);
                 let fields = ProfileFields {
                     product_class: &obs.product_class,

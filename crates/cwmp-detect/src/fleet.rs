@@ -343,13 +343,6 @@ impl Fleet {
                 let p = partials.get(&(scope, key.clone()));
                 let zero = Measure::default();
                 let m = p.map_or(&zero, measure);
-                if m.devices == 0
-                    && p.is_some_and(|p| p.silence.is_some())
-                    && !self.is_open(kind, scope, &key)
-                {
-                    // A silence-only partial: nothing for this detector.
-                    continue;
-                }
                 let mut detail = serde_json::json!({"informs": p.map_or(0, |p| p.informs)});
                 if kind == AlertKind::BootStorm {
                     if let Some(id) = self.silence_before(scope, &key, start) {
@@ -418,11 +411,6 @@ impl Fleet {
         let r = self.config.retry_storm;
         for (scope, key) in self.keys(AlertKind::RetryStorm, partials, |s| s != Scope::Campaign) {
             let p = partials.get(&(scope, key.clone()));
-            if p.is_some_and(|p| p.informs == 0 && p.silence.is_some())
-                && !self.is_open(AlertKind::RetryStorm, scope, &key)
-            {
-                continue;
-            }
             let zero = Measure::default();
             let m = p.map_or(&zero, |p| &p.retry);
             let informs = p.map_or(0, |p| p.informs);
@@ -553,12 +541,6 @@ impl Fleet {
             self.campaigns.remove(&key);
         }
         self.stats.campaigns = self.campaigns.len() as u64;
-    }
-
-    fn is_open(&self, kind: AlertKind, scope: Scope, key: &str) -> bool {
-        self.states
-            .get(&(kind, scope, key.to_owned()))
-            .is_some_and(|s| s.open.is_some())
     }
 
     /// The `inform_silence` of this scope and key open now, or resolved within the
@@ -728,10 +710,12 @@ impl Fleet {
         partials: &BTreeMap<(Scope, String), Partial>,
         scope_ok: impl Fn(Scope) -> bool,
     ) -> Vec<(Scope, String)> {
+        // A partial that carries only silence (a network key, a slide where the key's
+        // devices went silent but none informed) is no data for the window detectors.
         let mut keys: BTreeSet<(Scope, String)> = partials
-            .keys()
-            .filter(|(s, _)| scope_ok(*s))
-            .cloned()
+            .iter()
+            .filter(|((s, _), p)| scope_ok(*s) && !p.silence_only())
+            .map(|(k, _)| k.clone())
             .collect();
         for ((k, s, key), state) in &self.states {
             if *k == kind && state.open.is_some() {

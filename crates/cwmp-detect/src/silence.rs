@@ -269,14 +269,15 @@ impl Network {
                         .and_then(|(ip, _)| ip.parse().ok())
                 })
         });
+        let v4 = |v4: std::net::Ipv4Addr| {
+            let len = config.network_prefix_v4.min(32);
+            let mask = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
+            Network::V4(u32::from(v4) & mask, len)
+        };
         match ip {
-            Some(IpAddr::V4(v4)) => {
-                let len = config.network_prefix_v4.min(32);
-                let mask = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
-                Network::V4(u32::from(v4) & mask, len)
-            }
+            Some(IpAddr::V4(a)) => v4(a),
             Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => Network::of(Some(&v4.to_string()), config),
+                Some(a) => v4(a),
                 None => {
                     let len = config.network_prefix_v6.min(128);
                     let mask = u128::MAX.checked_shl(128 - len as u32).unwrap_or(0);

@@ -147,8 +147,8 @@ pub struct Worker {
     buckets: BTreeMap<i64, Bucket>,
     /// Per bucket: campaign key → its transfers and upgrade boots in that slide.
     campaigns: BTreeMap<i64, FxHashMap<String, Transfers>>,
-    /// Per bucket: (scope, key) → the silence of that slide.
-    silence: BTreeMap<i64, FxHashMap<(Scope, String), SilenceCounts>>,
+    /// Per bucket: per scope (by [`scope_index`]), key → the silence of that slide.
+    silence: BTreeMap<i64, [FxHashMap<String, SilenceCounts>; 5]>,
     clocks: BTreeMap<i32, PartitionClock>,
     /// Sources every partition's clock waits for before any has delivered (the
     /// partitions of the raw topic, when the Kafka path knows them).
@@ -359,7 +359,7 @@ impl Worker {
         self.close_windows(out);
     }
 
-    /// Devices with a known cadence, and those of them overdue now.
+    /// Tracked devices waiting for their next inform, and tracked devices overdue now.
     pub fn cadences(&self) -> (usize, u64) {
         (self.devices.with_cadence(), self.devices.overdue())
     }
@@ -380,9 +380,15 @@ impl Worker {
                 SilenceEvent::AfterTransfer { at_ms, .. } => (None, *at_ms),
             };
             let bucket = floor(at_ms, slide);
-            if self.next_window.is_some_and(|n| bucket < n) {
-                // Cannot happen: events are made before their slide closes.
-                debug_assert!(false, "silence event for a closed slide");
+            // A slide leaves with the window it is the newest of. Events are made
+            // before that window closes (the wheel is advanced before the windows are
+            // closed, at the same watermark), so this cannot happen.
+            let window = self.config.window_ms;
+            if self
+                .next_window
+                .is_some_and(|n| bucket < n + window - slide)
+            {
+                debug_assert!(false, "silence event for a slide already sent");
                 continue;
             }
             // The slide must be closed (and sent) even if it holds no record.
@@ -413,9 +419,10 @@ impl Worker {
                     Some(i) => self.devices.profile_name(i, profile[i]),
                     None => "all",
                 };
-                let cell = match cells.get_mut(&(scope, key.to_owned())) {
+                let cells = &mut cells[scope_index(scope)];
+                let cell = match cells.get_mut(key) {
                     Some(cell) => cell,
-                    None => cells.entry((scope, key.to_owned())).or_default(),
+                    None => cells.entry(key.to_owned()).or_default(),
                 };
                 match event {
                     SilenceEvent::Tracked { delta, .. } => cell.tracked_delta += delta,
@@ -659,16 +666,19 @@ impl Worker {
                     },
                 );
             }
-            for ((scope, key), counts) in self.silence.remove(&newest).unwrap_or_default() {
-                partials
-                    .entry((scope, key.clone()))
-                    .or_insert_with(|| Partial {
-                        window_start_ms: next,
-                        scope,
-                        key,
-                        ..Partial::default()
-                    })
-                    .silence = Some(Box::new(counts));
+            let mut silence = self.silence.remove(&newest).unwrap_or_default();
+            for &scope in &self.config.inform_silence.scopes {
+                for (key, counts) in std::mem::take(&mut silence[scope_index(scope)]) {
+                    partials
+                        .entry((scope, key.clone()))
+                        .or_insert_with(|| Partial {
+                            window_start_ms: next,
+                            scope,
+                            key,
+                            ..Partial::default()
+                        })
+                        .silence = Some(Box::new(counts));
+                }
             }
             // In (scope, key) order: the fleet stage takes a partition's partials in
             // increasing order only.

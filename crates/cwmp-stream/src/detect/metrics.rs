@@ -385,7 +385,7 @@ impl DetectMetrics {
             cadence_devices: gauge(
                 &registry,
                 "cwmp_detect_cadence_devices",
-                "Devices on this worker whose periodic inform cadence is known (those inform_silence watches).",
+                "Devices on this worker with a known inform cadence waiting for their next inform (inform_silence watches them; the overdue ones are in cwmp_detect_overdue_devices).",
             ),
             overdue_devices: gauge(
                 &registry,
