@@ -13,6 +13,7 @@ Usage: chart-test.py CWMP_STREAM_BINARY
 """
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -205,8 +206,8 @@ def scenario_assertions(objects, name, config_text):
               f"full: a KafkaTopic per topic, got {sorted(topics)}")
         for n, source in (("cwmp.detect-state", "cwmp.events"), ("cwmp.detect-fleet-state", "cwmp.aggregates")):
             state, of = topics.get(n, {}).get("spec", {}), topics.get(source, {}).get("spec", {})
-            check(state.get("config", {}).get("cleanup.policy") == "compact" and "retention.ms" not in state.get("config", {}),
-                  f"full: {n}: compacted, without retention")
+            check(state.get("config", {}).get("cleanup.policy") == "compact" and "retention.ms" not in state.get("config", {}) and state.get("config", {}).get("segment.ms") == "3600000",
+                  f"full: {n}: compacted, without retention, an hourly segment roll")
             check(state.get("partitions") == of.get("partitions"), f"full: {n}: as many partitions as {source}")
         for n, t in topics.items():
             check(t["metadata"]["labels"].get("strimzi.io/cluster") == "noc-kafka", f"full: {n}: the Strimzi cluster label")
@@ -280,6 +281,15 @@ def scenario_assertions(objects, name, config_text):
         check(any(e["name"] == "CWMP__INGEST__TRANSACTIONAL_ID" for e in env), "exactly-once: a transactional id per pod")
         check(any(e["name"] == "CWMP__KAFKA__GROUP_INSTANCE_ID" and e.get("value") == "$(POD_NAME)" for e in env),
               "exactly-once: the StatefulSet's pods are static group members")
+    if name == "detect-exactly-once":
+        detect = {n: d for n, d in deployments.items() if "detect" in n}
+        check(len(detect) == 2, f"detect-exactly-once: both detect workloads, got {list(detect)}")
+        check(re.search(r'\[detect\][^\[]*delivery = "exactly-once"', config_text) is not None,
+              "detect-exactly-once: delivery in [detect]")
+        for n, d in detect.items():
+            env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+            check(any(e["name"] == "CWMP__DETECT__TRANSACTIONAL_ID" and e.get("value") == "$(POD_NAME)" for e in env),
+                  f"detect-exactly-once: {n}: a transactional id per pod")
     if name == "tls":
         mounts = {}
         for n, d in deployments.items():
@@ -317,7 +327,7 @@ def reachable(config_text):
                                             text=True, check=True).stdout)
     rendered = tomllib.loads(config_text)
     chart_owned = {"kafka.brokers", "kafka.group_instance_id", "ingest.group_id", "detect.group_id", "detect.fleet_group_id", "log.format",
-                   "detect.stage", "ingest.transactional_id"}
+                   "detect.stage", "ingest.transactional_id", "detect.transactional_id"}
 
     def walk(d, r, path):
         for key, value in d.items():

@@ -7,7 +7,8 @@
 //!
 //! Run: `cargo bench -p cwmp-benches --bench detect`. The state figure is printed
 //! first: 1,000,000 devices, each seen once (`DETECT_BENCH_DEVICES` to change), with
-//! the checkpoint of that worker (bytes, time to write and to restore).
+//! the checkpoint of that worker (bytes, time to write and to restore), and what
+//! the checkpoints after 10 s and 60 s more of informs write (only what changed).
 //! Then `decode_and_detect` with persistence off and on, interleaved.
 
 use std::hint::black_box;
@@ -16,6 +17,7 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cwmp_detect::{DetectConfig, Observation, Pipeline};
 use cwmp_record::{EventRecord, Meta, Source};
+use cwmp_stream::detect::checkpoint::ChunkBook;
 use serde_json::{json, Value};
 
 const T0: i64 = 1_795_478_400_000;
@@ -138,29 +140,64 @@ fn state_per_device() {
         after.saturating_sub(before) as f64 * 1024.0 / tracked as f64
     );
     assert!(alerts.is_empty());
-    checkpoint_of(&pipeline.worker, tracked);
+    let mut book = checkpoint_of(&pipeline.worker, tracked);
+    // The next hour begins: every device informs again, in the same order. What a
+    // checkpoint writes after 10 s and after 60 s of it (the default interval, and
+    // six of them), per record processed in between.
+    let mut d = 0u64;
+    let mut gen = 2;
+    for span_s in [10u64, 60] {
+        let upto = d + n * span_s / 3600;
+        let inputs = upto - d;
+        while d < upto {
+            obs.device_id = format!("202BC1-BM632w-SN{d:08}");
+            obs.time_ms = T0 + 3_600_000 + (d as i64 * 3_600_000) / n as i64;
+            pipeline.observe(&obs, &mut alerts);
+            d += 1;
+        }
+        let started = Instant::now();
+        let snapshot = pipeline.worker.snapshot();
+        let planned = cwmp_stream::detect::checkpoint::plan(&book, gen, d as i64, &snapshot);
+        let took = started.elapsed();
+        println!(
+            "detect/checkpoint: after {span_s} s of informs ({inputs} records): {} of {} bytes written ({:.2} %) in {} of {} chunks = {:.0} bytes per input record; taken in {:.2} s",
+            planned.written_bytes,
+            planned.state_bytes,
+            planned.written_bytes as f64 * 100.0 / planned.state_bytes as f64,
+            planned.chunks_written,
+            planned.chunks,
+            planned.written_bytes as f64 / inputs as f64,
+            took.as_secs_f64()
+        );
+        planned.delivered(&mut book);
+        gen += 1;
+    }
 }
 
-/// What `detect.state = "kafka"` does with that worker: its checkpoint (snapshot and
-/// chunking into state-topic records) and its restore, timed, with the bytes.
-fn checkpoint_of(worker: &cwmp_detect::Worker, tracked: u64) {
+/// What `detect.state = "kafka"` does with that worker: its first checkpoint
+/// (snapshot and chunking into state-topic records) and its restore, timed, with the
+/// bytes. Returns what the state partition then holds.
+fn checkpoint_of(worker: &cwmp_detect::Worker, tracked: u64) -> ChunkBook {
     let started = Instant::now();
     let snapshot = worker.snapshot();
-    let records = cwmp_stream::detect::state::checkpoint_records(1, 0, &snapshot);
+    let mut book = ChunkBook::default();
+    let planned = cwmp_stream::detect::checkpoint::plan(&book, 1, 0, &snapshot);
     let written = started.elapsed();
-    let bytes: usize = records.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let bytes = planned.written_bytes;
+    let records = planned.records.len();
     let started = Instant::now();
     let restored =
         cwmp_detect::Worker::restore(DetectConfig::default(), &snapshot).expect("restores");
     let took = started.elapsed();
     assert_eq!(restored.tracked_devices() as u64, tracked);
     println!(
-        "detect/checkpoint: {tracked} devices: {bytes} bytes in {} records = {:.1} bytes/device; written in {:.2} s; restored in {:.2} s",
-        records.len(),
+        "detect/checkpoint: {tracked} devices: {bytes} bytes in {records} records = {:.1} bytes/device; written in {:.2} s; restored in {:.2} s",
         bytes as f64 / tracked as f64,
         written.as_secs_f64(),
         took.as_secs_f64()
     );
+    planned.delivered(&mut book);
+    book
 }
 
 /// `decode_and_detect` with persistence off and on (a checkpoint of the worker and
@@ -182,10 +219,10 @@ fn persistence_cost(records: &[Vec<u8>]) {
         if checkpoint {
             let worker = pipeline.worker.snapshot();
             let fleet = pipeline.fleet.snapshot();
-            black_box(cwmp_stream::detect::state::checkpoint_records(
-                1, 0, &worker,
-            ));
-            black_box(cwmp_stream::detect::state::checkpoint_records(1, 0, &fleet));
+            // A first checkpoint (everything written): the most one can cost.
+            let none = ChunkBook::default();
+            black_box(cwmp_stream::detect::checkpoint::plan(&none, 1, 0, &worker));
+            black_box(cwmp_stream::detect::checkpoint::plan(&none, 1, 0, &fleet));
         }
         black_box(alerts.len());
         started.elapsed().as_secs_f64()

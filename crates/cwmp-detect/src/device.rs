@@ -192,6 +192,7 @@ pub enum DeviceVerdict {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct DeviceTable {
+    #[serde(serialize_with = "by_last_seen")]
     devices: FxHashMap<u64, DeviceState>,
     boots: FxHashMap<u64, Ring>,
     /// Boots of retried sessions counted because no boot came before them within
@@ -218,6 +219,27 @@ pub(crate) struct DeviceTable {
     pub(crate) silence_out: Vec<SilenceEvent>,
     #[serde(skip)]
     scratch: String,
+}
+
+/// Writes the device entries oldest-seen first (then by key), as the map they are
+/// read back into. `cwmp-stream detect` checkpoints only the chunks of a snapshot
+/// that changed since its last one: in this order the devices that informed since the last
+/// one leave the front (for a periodic fleet, where those seen one interval ago
+/// stand) and join the end, instead of changing entries all over the table.
+fn by_last_seen<S: serde::Serializer>(
+    devices: &FxHashMap<u64, DeviceState>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut order: Vec<(u32, u64)> = devices.iter().map(|(k, d)| (d.last_seen, *k)).collect();
+    order.sort_unstable();
+    let mut map = serializer.serialize_map(Some(order.len()))?;
+    for (_, key) in order {
+        if let Some(d) = devices.get(&key) {
+            map.serialize_entry(&key, d)?;
+        }
+    }
+    map.end()
 }
 
 /// Pushes one silence event for the device's profile (nothing without one).

@@ -200,6 +200,11 @@ impl fmt::Display for StateBackend {
     }
 }
 
+/// The longest checkpoint interval with exactly-once detect: half the
+/// transaction timeout (`transaction.timeout.ms`, 60 s), so that a slow checkpoint
+/// still commits in time.
+pub const MAX_TRANSACTION_MS: u64 = 30_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectServiceConfig {
@@ -235,6 +240,16 @@ pub struct DetectServiceConfig {
     /// Replication factor of the state topics the service creates; -1 takes the
     /// broker's default.
     pub state_topic_replication: i32,
+    /// `at-least-once`: outputs are acknowledged before each checkpoint commits its
+    /// offsets (a kill resends what followed the last one). `exactly-once`: the
+    /// outputs, the checkpoint and the input offsets since the last checkpoint
+    /// commit in one Kafka transaction (readers of the aggregates and alerts use
+    /// `isolation.level=read_committed`). Needs `state = "kafka"`.
+    pub delivery: Delivery,
+    /// Exactly-once only: the producer's `transactional.id` prefix, one per
+    /// instance and stable across its restarts; the stage is appended. Empty means
+    /// `<group_id>-<HOSTNAME>` (the pod name on Kubernetes).
+    pub transactional_id: String,
     /// Detector thresholds and windows (`[detect.rules]`, `[detect.rules.boot_storm]`, …).
     pub rules: cwmp_detect::DetectConfig,
 }
@@ -257,6 +272,8 @@ impl Default for DetectServiceConfig {
             fleet_state_topic: "cwmp.detect-fleet-state".to_owned(),
             checkpoint_interval_ms: 10_000,
             state_topic_replication: -1,
+            delivery: Delivery::AtLeastOnce,
+            transactional_id: String::new(),
             rules: cwmp_detect::DetectConfig::default(),
         }
     }
@@ -533,6 +550,19 @@ impl Config {
                     .to_owned(),
             );
         }
+        if d.delivery == Delivery::ExactlyOnce {
+            if d.state != StateBackend::Kafka {
+                problems.push(
+                    "detect.delivery = \"exactly-once\" needs detect.state = \"kafka\" (the checkpoint commits in the transaction)"
+                        .to_owned(),
+                );
+            }
+            if d.checkpoint_interval_ms > MAX_TRANSACTION_MS {
+                problems.push(format!(
+                    "detect.checkpoint_interval_ms must be at most {MAX_TRANSACTION_MS} with detect.delivery = \"exactly-once\" (a transaction stays open from one checkpoint to the next, and the broker aborts one open for 60 s)"
+                ));
+            }
+        }
         problems.extend(crate::kafka::properties::refused(&self.kafka));
         if let Err(err) = d.rules.validate() {
             problems.push(format!("detect.rules: {}", err.0));
@@ -782,6 +812,23 @@ mod tests {
             ] {
                 assert!(shown.contains(want), "{want}: {shown}");
             }
+            jail.create_file(
+                "eos.toml",
+                "[detect]\ndelivery = \"exactly-once\"\nstate = \"memory\"\ncheckpoint_interval_ms = 45000\n",
+            )?;
+            let shown = Config::load(Some(Path::new("eos.toml")), None)
+                .expect_err("exactly-once without state")
+                .to_string();
+            for want in [
+                "needs detect.state = \"kafka\"",
+                "checkpoint_interval_ms must be at most 30000",
+            ] {
+                assert!(shown.contains(want), "{want}: {shown}");
+            }
+            jail.create_file("eos-ok.toml", "[detect]\ndelivery = \"exactly-once\"\n")?;
+            let c =
+                Config::load(Some(Path::new("eos-ok.toml")), None).expect("exactly-once detect");
+            assert_eq!(c.detect.delivery, Delivery::ExactlyOnce);
             let err = Config::load(Some(Path::new("missing.toml")), None).expect_err("missing");
             assert!(err.to_string().contains("not found"), "{err}");
             Ok(())

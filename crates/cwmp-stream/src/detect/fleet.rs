@@ -73,6 +73,12 @@ pub(super) async fn consume(
             return checkpointer.checkpoint(&tasks, consumer).await;
         };
         health.progress();
+        // After an aborted transaction: back to the committed offsets; the batch in
+        // hand is consumed again from there.
+        if checkpointer.rewind_if_needed(&tasks, consumer)? {
+            alerts.clear();
+            continue;
+        }
         let owned = assigned_partitions(consumer, &d.aggregates_topic);
         super::follow_assignment(
             io,
@@ -129,6 +135,9 @@ pub(super) async fn consume(
                     }
                 }
             }
+        }
+        if !alerts.is_empty() {
+            checkpointer.begin()?;
         }
         let mut deliveries = Vec::new();
         for alert in alerts.drain(..) {

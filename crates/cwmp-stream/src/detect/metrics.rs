@@ -155,6 +155,9 @@ pub struct StateMetrics {
     restored_bytes: IntCounterVec,
     checkpoints: IntCounterVec,
     checkpoint_bytes: IntCounterVec,
+    chunks_written: IntCounterVec,
+    state_size: IntGaugeVec,
+    transactions: IntCounterVec,
     cold_starts: IntCounterVec,
     restoring: IntGaugeVec,
     since_checkpoint: IntGaugeVec,
@@ -203,6 +206,22 @@ impl StateMetrics {
         registry
             .register(Box::new(cold_starts.clone()))
             .expect("unique metric");
+        let transactions = IntCounterVec::new(
+            Opts::new(
+                "cwmp_detect_transactions_total",
+                "Exactly-once detect: transactions (outputs, checkpoint and input offsets) by outcome: committed, aborted (the partitions went back to their last committed checkpoint).",
+            ),
+            &["stage", "outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(transactions.clone()))
+            .expect("unique metric");
+        for s in &stages {
+            for o in crate::kafka::transaction::TxnOutcome::ALL {
+                transactions.with_label_values(&[s, o.as_str()]);
+            }
+        }
         for s in &stages {
             restore_seconds.with_label_values(&[s]);
             for r in super::state::ColdStart::ALL {
@@ -221,9 +240,18 @@ impl StateMetrics {
             ),
             checkpoint_bytes: by_stage(
                 "cwmp_detect_state_checkpoint_bytes_total",
-                "Bytes of detector state written to the state topics.",
+                "Bytes written to the state topics (keys and values): only the chunks of state that changed since the last checkpoint, the deletions of those no checkpoint needs, and manifests.",
+            ),
+            chunks_written: by_stage(
+                "cwmp_detect_state_chunks_written_total",
+                "Content-defined chunks of detector state written to the state topics (a chunk the partition holds already is not written again).",
+            ),
+            state_size: gauges(
+                "cwmp_detect_state_size_bytes",
+                "Encoded detector state of this instance's partitions at their last checkpoint (what a restore reads, before compaction leftovers).",
             ),
             cold_starts,
+            transactions,
             restoring: gauges(
                 "cwmp_detect_state_restoring_partitions",
                 "Assigned partitions whose state is being restored (none of their records is processed until it is).",
@@ -243,14 +271,43 @@ impl StateMetrics {
         self.restored_bytes.with_label_values(&[s]).inc_by(bytes);
     }
 
-    pub fn written(&self, stage: DetectStage, bytes: usize, with_state: bool) {
+    /// A checkpoint's records were delivered.
+    pub fn written(&self, stage: DetectStage, bytes: usize, chunks: usize) {
         let s = stage.as_str();
-        if with_state {
-            self.checkpoints.with_label_values(&[s]).inc();
-            self.checkpoint_bytes
-                .with_label_values(&[s])
-                .inc_by(bytes as u64);
-        }
+        self.checkpoint_bytes
+            .with_label_values(&[s])
+            .inc_by(bytes as u64);
+        self.chunks_written
+            .with_label_values(&[s])
+            .inc_by(chunks as u64);
+    }
+
+    pub fn transaction(&self, stage: DetectStage, outcome: crate::kafka::transaction::TxnOutcome) {
+        self.transactions
+            .with_label_values(&[stage.as_str(), outcome.as_str()])
+            .inc();
+    }
+
+    /// Transactions of `stage` that ended with `outcome`.
+    pub fn transactions(
+        &self,
+        stage: DetectStage,
+        outcome: crate::kafka::transaction::TxnOutcome,
+    ) -> u64 {
+        self.transactions
+            .with_label_values(&[stage.as_str(), outcome.as_str()])
+            .get()
+    }
+
+    /// A checkpoint's offset was committed.
+    pub fn checkpointed(&self, stage: DetectStage) {
+        self.checkpoints.with_label_values(&[stage.as_str()]).inc();
+    }
+
+    pub fn set_state_bytes(&self, stage: DetectStage, bytes: u64) {
+        self.state_size
+            .with_label_values(&[stage.as_str()])
+            .set(bytes as i64);
     }
 
     pub fn cold_start(&self, stage: DetectStage, reason: super::state::ColdStart) {

@@ -4,7 +4,8 @@
 //! per-device detectors where each device's partition lands and publish partial
 //! window aggregates to `detect.aggregates_topic`; the fleet stage consumes those,
 //! merges them and decides the fleet alerts. Both publish alerts to
-//! `detect.alerts_topic`, keyed by alert id. Delivery is at-least-once.
+//! `detect.alerts_topic`, keyed by alert id. Delivery is at-least-once, or
+//! exactly-once in Kafka transactions ([`exactly_once`]).
 //!
 //! Each stage keeps one detector state per partition it owns (a `Worker` per input
 //! partition, a `Fleet` per aggregates partition). With `detect.state = "kafka"`
@@ -13,10 +14,13 @@
 //! it are acknowledged; on assignment the state is restored before any of the
 //! partition's records is processed, so that what is detected does not depend on
 //! restarts, kills or rebalances. With `"memory"`, offsets are committed at the
-//! same points and a moved partition starts cold.
+//! same points and a moved partition starts cold. [`checkpoint`] lays a
+//! checkpoint out in its state partition so that only what changed is written.
 //!
 //! [`replay`] runs the same engine over an NDJSON file, in process.
 
+pub mod checkpoint;
+pub mod exactly_once;
 pub mod fleet;
 pub mod metrics;
 pub mod replay;
@@ -30,9 +34,12 @@ use anyhow::Context;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tokio::sync::watch;
 
-use crate::config::{Config, Stage, StateBackend};
+use crate::config::{Config, Delivery, Stage, StateBackend};
 use crate::health::Health;
-use crate::kafka::properties::{producer_defaults, COMMIT_AT_CHECKPOINT, PARTITION_EOF};
+use crate::kafka::properties::{
+    producer_defaults, COMMIT_AT_CHECKPOINT, PARTITION_EOF, TRANSACTIONAL_CONSUMER,
+    TRANSACTIONAL_PRODUCER,
+};
 use crate::kafka::{delivered, GroupConsumer, StatsProducer};
 pub use metrics::DetectMetrics;
 use metrics::DetectStage;
@@ -132,7 +139,12 @@ impl StageClients {
                 &metrics.fleet_consumer,
             ),
         };
-        let mut ours = COMMIT_AT_CHECKPOINT.to_vec();
+        let exactly_once = d.delivery == Delivery::ExactlyOnce;
+        let mut ours = if exactly_once {
+            TRANSACTIONAL_CONSUMER.to_vec()
+        } else {
+            COMMIT_AT_CHECKPOINT.to_vec()
+        };
         ours.push((PARTITION_EOF, partition_eof));
         let consumer = crate::kafka::group_consumer(
             &config.kafka,
@@ -142,11 +154,28 @@ impl StageClients {
             consumer_metrics.clone(),
             health,
         )?;
+        let mut properties = producer_defaults();
+        let tid = exactly_once::transactional_id(config, stage);
+        if exactly_once {
+            properties.extend_from_slice(TRANSACTIONAL_PRODUCER);
+            properties.push(("transactional.id", &tid));
+        }
         let producer = crate::kafka::stats_producer(
             &config.kafka,
-            &producer_defaults(),
+            &properties,
             metrics.producer_queue.clone(),
         )?;
+        if exactly_once {
+            // Fences an earlier instance with this id and aborts what it left open.
+            tokio::task::block_in_place(|| {
+                rdkafka::producer::Producer::init_transactions(
+                    &producer,
+                    crate::kafka::transaction::TXN_TIMEOUT,
+                )
+            })
+            .with_context(|| format!("initialising transactions ({tid})"))?;
+            tracing::info!(stage = stage.as_str(), transactional_id = %tid, "transactions initialised");
+        }
         Ok(StageClients { consumer, producer })
     }
 
@@ -234,6 +263,7 @@ async fn open_state(
             producer: io.clients.producer.clone(),
             metrics: io.metrics.state.clone(),
             policy: Arc::new(tokio::sync::Mutex::new(policy)),
+            txn: (d.delivery == Delivery::ExactlyOnce).then(Arc::default),
         },
         reader,
     ))
@@ -298,11 +328,19 @@ fn follow_assignment<S>(
         anyhow::Ok((committed, read))
     })?;
     for (i, &partition) in new.iter().enumerate() {
+        let state = read.as_ref().and_then(|r| r.get(&partition));
+        // Exactly-once: a checkpoint is visible only once its transaction, which
+        // also committed its input offset, has committed; the newest one names the
+        // committed offset itself (and does on a broker that keeps transactional
+        // offset commits nowhere else, as librdkafka's mock cluster).
+        let newest = state
+            .filter(|_| checkpointer.txn.is_some())
+            .and_then(|s| checkpoint::newest_offset(&s.latest));
         let task: Task<S> = state::restore(
             checkpointer,
             partition,
-            committed.get(&partition).copied(),
-            read.as_ref().and_then(|r| r.get(&partition)),
+            newest.or(committed.get(&partition).copied()),
+            state,
             |bytes| decode(partition, bytes),
             || fresh(partition),
         )?;

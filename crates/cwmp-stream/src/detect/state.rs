@@ -11,12 +11,11 @@
 //! that offset is what an uninterrupted run computes (the outputs sent again are
 //! duplicates with the same ids, which readers and the fleet stage drop).
 //!
-//! A checkpoint is written into one of two slots (`gen % 2`): chunks `"{slot}/{i}"`
-//! of at most [`CHUNK_BYTES`], each carrying its generation, then the manifest
-//! `"{slot}/m"` naming the generation, the offset and the chunk count. The topic is
-//! compacted, so each key keeps its last value. A checkpoint cut short by a kill
-//! leaves the other slot whole; the slot restored is the one whose manifest names
-//! the committed offset and whose chunks all carry its generation.
+//! Only what changed is written: the state is cut into content-defined chunks
+//! named by their hash, and a checkpoint writes the chunks its partition does not
+//! hold yet and a manifest naming them all (see [`super::checkpoint`]). The topic is
+//! compacted, so each key keeps its last value; a checkpoint cut short by a kill
+//! leaves the previous one whole.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,184 +29,22 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{Choice, Planned};
+pub use super::checkpoint::{ChunkBook, ColdStart};
 use super::metrics::{DetectStage, StateMetrics};
 use crate::config::{KafkaConfig, StateBackend};
 use crate::kafka::context::ReaderContext;
 use crate::kafka::StatsProducer;
 
-/// The largest chunk of a checkpoint (under the 1 MB default message limits).
-pub const CHUNK_BYTES: usize = 512 * 1024;
-
-/// The manifest's own format version (the state inside has its own, see
-/// [`cwmp_detect::snapshot`]).
-const MANIFEST_VERSION: u32 = 1;
+/// The segment roll of a state topic the service creates: compaction never cleans
+/// the open segment, so without a roll every chunk written since the topic was
+/// created would be read at each restore until the broker's default (7 days) rolls it.
+const STATE_SEGMENT_MS: &str = "3600000";
 
 /// How long reading the state of newly assigned partitions may take before the
 /// stage gives up.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// What a slot's manifest says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Manifest {
-    version: u32,
-    gen: u64,
-    /// The input offset the state corresponds to (the next one to consume).
-    offset: i64,
-    chunks: u32,
-    bytes: u64,
-}
-
-/// The records of one checkpoint, in the order they must be written (chunks, then
-/// the manifest).
-pub fn checkpoint_records(gen: u64, offset: i64, state: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let slot = gen % 2;
-    let mut records: Vec<(String, Vec<u8>)> = state
-        .chunks(CHUNK_BYTES)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let mut value = Vec::with_capacity(8 + chunk.len());
-            value.extend_from_slice(&gen.to_le_bytes());
-            value.extend_from_slice(chunk);
-            (format!("{slot}/{i}"), value)
-        })
-        .collect();
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        gen,
-        offset,
-        chunks: records.len() as u32,
-        bytes: state.len() as u64,
-    };
-    let json = serde_json::to_vec(&manifest).unwrap_or_default();
-    records.push((format!("{slot}/m"), json));
-    records
-}
-
-/// Why a partition starts without restored state: the `reason` label of
-/// `cwmp_detect_state_cold_starts_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColdStart {
-    /// The state partition holds nothing (a new deployment).
-    Empty,
-    /// State exists but the group has no committed offset for the input partition.
-    NoCommit,
-    /// No whole checkpoint corresponds to the committed offset.
-    OffsetMismatch,
-    /// A manifest that cannot be read.
-    Manifest,
-    /// The checkpoint's state could not be decoded (see [`SnapshotError::reason`]).
-    Snapshot(&'static str),
-    /// `detect.state = "memory"`.
-    Memory,
-}
-
-impl ColdStart {
-    pub const ALL: [ColdStart; 10] = [
-        ColdStart::Empty,
-        ColdStart::NoCommit,
-        ColdStart::OffsetMismatch,
-        ColdStart::Manifest,
-        ColdStart::Snapshot("not_a_snapshot"),
-        ColdStart::Snapshot("version"),
-        ColdStart::Snapshot("kind"),
-        ColdStart::Snapshot("corrupt"),
-        ColdStart::Snapshot("config"),
-        ColdStart::Memory,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ColdStart::Empty => "empty",
-            ColdStart::NoCommit => "no_commit",
-            ColdStart::OffsetMismatch => "offset_mismatch",
-            ColdStart::Manifest => "manifest",
-            ColdStart::Snapshot(reason) => reason,
-            ColdStart::Memory => "memory",
-        }
-    }
-}
-
-/// What a state partition's records give for a committed offset.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Choice {
-    /// The checkpoint to restore.
-    Restore {
-        gen: u64,
-        offset: i64,
-        state: Vec<u8>,
-    },
-    /// Nothing to restore; the next checkpoint takes generation `next_gen`.
-    Cold { reason: ColdStart, next_gen: u64 },
-}
-
-/// Picks the whole checkpoint that corresponds to `committed` from the last value
-/// of each key of a state partition.
-pub fn choose(latest: &BTreeMap<Vec<u8>, Vec<u8>>, committed: Option<i64>) -> Choice {
-    let mut whole = Vec::new();
-    let mut unreadable = false;
-    let mut newest_gen: Option<u64> = None;
-    for slot in 0..2u64 {
-        let Some(raw) = latest.get(format!("{slot}/m").as_bytes()) else {
-            continue;
-        };
-        let manifest = match serde_json::from_slice::<Manifest>(raw) {
-            Ok(m) if m.version == MANIFEST_VERSION && m.gen % 2 == slot => m,
-            _ => {
-                unreadable = true;
-                continue;
-            }
-        };
-        newest_gen = newest_gen.max(Some(manifest.gen));
-        let mut state = Vec::with_capacity(manifest.bytes as usize);
-        let mut complete = true;
-        for i in 0..manifest.chunks {
-            match latest.get(format!("{slot}/{i}").as_bytes()) {
-                Some(v) if v.len() >= 8 && v[..8] == manifest.gen.to_le_bytes() => {
-                    state.extend_from_slice(&v[8..])
-                }
-                _ => {
-                    complete = false;
-                    break;
-                }
-            }
-        }
-        if complete && state.len() as u64 == manifest.bytes {
-            whole.push((manifest, state));
-        }
-    }
-    let next_gen = newest_gen.map_or(0, |g| g + 1);
-    let Some(committed) = committed else {
-        let reason = if latest.is_empty() {
-            ColdStart::Empty
-        } else {
-            ColdStart::NoCommit
-        };
-        return Choice::Cold { reason, next_gen };
-    };
-    match whole
-        .into_iter()
-        .filter(|(m, _)| m.offset == committed)
-        .max_by_key(|(m, _)| m.gen)
-    {
-        Some((m, state)) => Choice::Restore {
-            gen: m.gen,
-            offset: m.offset,
-            state,
-        },
-        None => {
-            let reason = if latest.is_empty() {
-                ColdStart::Empty
-            } else if unreadable {
-                ColdStart::Manifest
-            } else {
-                ColdStart::OffsetMismatch
-            };
-            Choice::Cold { reason, next_gen }
-        }
-    }
-}
 
 /// One partition's detector state and where its input stands.
 #[derive(Debug)]
@@ -221,6 +58,10 @@ pub struct Task<S> {
     /// Generation of the next checkpoint (its slot is `next_gen % 2`; it advances
     /// only once a checkpoint's offset is committed).
     next_gen: u64,
+    /// What the state partition holds of this partition's checkpoints.
+    book: ChunkBook,
+    /// Length of the state at the last checkpoint.
+    pub state_bytes: u64,
 }
 
 impl<S> Task<S> {
@@ -270,6 +111,8 @@ pub struct Checkpointer {
     pub metrics: StateMetrics,
     /// The state topic's cleanup-policy check, taken before the first checkpoint.
     pub policy: std::sync::Arc<tokio::sync::Mutex<PolicyCheck>>,
+    /// Exactly-once: the transaction outputs, checkpoints and offsets commit in.
+    pub txn: Option<std::sync::Arc<super::exactly_once::Txn>>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -283,20 +126,30 @@ impl std::fmt::Debug for Checkpointer {
     }
 }
 
-/// One partition's checkpoint, taken from its task.
-struct Pending {
+/// One partition's checkpoint, taken from its task (`planned` is `None` with the
+/// memory backend: only the offset is committed).
+pub(super) struct Pending {
     partition: i32,
     gen: u64,
     offset: i64,
-    records: Vec<(String, Vec<u8>)>,
-    bytes: usize,
+    planned: Option<Planned>,
     inputs: u64,
+}
+
+impl Pending {
+    pub(super) fn records(&self) -> impl Iterator<Item = &(String, Option<Vec<u8>>)> {
+        self.planned.iter().flat_map(|p| &p.records)
+    }
 }
 
 impl Checkpointer {
     /// Takes the checkpoints of the partitions (of `partitions`, or all) that
     /// processed something since their last one.
-    fn take<S: Checkpointed>(&self, tasks: &Tasks<S>, partitions: Option<&[i32]>) -> Vec<Pending> {
+    pub(super) fn take<S: Checkpointed>(
+        &self,
+        tasks: &Tasks<S>,
+        partitions: Option<&[i32]>,
+    ) -> Vec<Pending> {
         tasks
             .iter()
             .filter(|(p, t)| {
@@ -304,38 +157,65 @@ impl Checkpointer {
             })
             .filter_map(|(&partition, task)| {
                 let offset = task.next_offset?;
-                let (records, bytes) = match self.backend {
-                    StateBackend::Kafka => {
-                        let state = task.state.snapshot();
-                        (
-                            checkpoint_records(task.next_gen, offset, &state),
-                            state.len(),
-                        )
-                    }
-                    StateBackend::Memory => (Vec::new(), 0),
+                let planned = match self.backend {
+                    StateBackend::Kafka => Some(super::checkpoint::plan(
+                        &task.book,
+                        task.next_gen,
+                        offset,
+                        &task.state.snapshot(),
+                    )),
+                    StateBackend::Memory => None,
                 };
                 Some(Pending {
                     partition,
                     gen: task.next_gen,
                     offset,
-                    records,
-                    bytes,
+                    planned,
                     inputs: task.since_checkpoint,
                 })
             })
             .collect()
     }
 
-    fn record<'a>(
+    /// A record of a checkpoint (`None`: a tombstone, deleting a chunk no
+    /// checkpoint needs).
+    pub(super) fn record<'a>(
         &'a self,
         p: &'a Pending,
         key: &'a str,
-        value: &'a [u8],
+        value: Option<&'a [u8]>,
     ) -> FutureRecord<'a, [u8], [u8]> {
-        FutureRecord::to(&self.state_topic)
+        let record = FutureRecord::to(&self.state_topic)
             .partition(p.partition)
-            .key(key.as_bytes())
-            .payload(value)
+            .key(key.as_bytes());
+        match value {
+            Some(value) => record.payload(value),
+            None => record,
+        }
+    }
+
+    /// The checkpoints' records were delivered: their books say what the state
+    /// partitions hold now, whether or not the commit that follows succeeds.
+    pub(super) fn delivered<S>(&self, tasks: &mut Tasks<S>, pending: &mut [Pending]) {
+        for p in pending {
+            if let (Some(task), Some(planned)) = (tasks.get_mut(&p.partition), p.planned.take()) {
+                task.state_bytes = planned.state_bytes as u64;
+                self.metrics
+                    .written(self.stage, planned.written_bytes, planned.chunks_written);
+                planned.delivered(&mut task.book);
+            }
+        }
+        self.metrics
+            .set_state_bytes(self.stage, tasks.values().map(|t| t.state_bytes).sum());
+    }
+
+    /// The input offsets the checkpoints correspond to.
+    pub(super) fn offsets(&self, pending: &[Pending]) -> Result<TopicPartitionList, KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for p in pending {
+            tpl.add_partition_offset(&self.input_topic, p.partition, Offset::Offset(p.offset))?;
+        }
+        Ok(tpl)
     }
 
     /// Commits the input offsets of the checkpoints written.
@@ -344,18 +224,47 @@ impl Checkpointer {
         consumer: &impl Consumer<C>,
         pending: &[Pending],
     ) -> Result<(), KafkaError> {
-        let mut tpl = TopicPartitionList::new();
+        consumer.commit(&self.offsets(pending)?, CommitMode::Sync)
+    }
+
+    /// Sends the checkpoints' records from a callback (no runtime): waits for room
+    /// in the producer queue within `drain`. `Err` when a record cannot be sent.
+    pub(super) fn send_now(
+        &self,
+        pending: &[Pending],
+        started: Instant,
+        drain: Duration,
+    ) -> Result<Vec<DeliveryFuture>, KafkaError> {
+        let mut deliveries: Vec<DeliveryFuture> = Vec::new();
         for p in pending {
-            tpl.add_partition_offset(&self.input_topic, p.partition, Offset::Offset(p.offset))?;
+            for (key, value) in p.records() {
+                let mut record = self.record(p, key, value.as_deref());
+                loop {
+                    match self.producer.send_result(record) {
+                        Ok(d) => {
+                            deliveries.push(d);
+                            break;
+                        }
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                            if started.elapsed() < drain =>
+                        {
+                            record = back;
+                            self.producer.poll(Duration::from_millis(10));
+                        }
+                        Err((err, _)) => return Err(err),
+                    }
+                }
+            }
         }
-        consumer.commit(&tpl, CommitMode::Sync)
+        Ok(deliveries)
     }
 
     /// After the commit: the tasks count from their new checkpoint.
-    fn committed<S>(&self, tasks: &mut Tasks<S>, pending: &[Pending]) {
+    pub(super) fn committed<S>(&self, tasks: &mut Tasks<S>, pending: &[Pending]) {
         for p in pending {
-            self.metrics
-                .written(self.stage, p.bytes, !p.records.is_empty());
+            if self.backend == StateBackend::Kafka {
+                self.metrics.checkpointed(self.stage);
+            }
             if let Some(task) = tasks.get_mut(&p.partition) {
                 task.next_gen = p.gen + 1;
                 task.since_checkpoint = task.since_checkpoint.saturating_sub(p.inputs);
@@ -374,15 +283,18 @@ impl Checkpointer {
         consumer: &rdkafka::consumer::StreamConsumer<C>,
     ) -> anyhow::Result<()> {
         self.policy.lock().await.outcome().await?;
-        let pending = self.take(&lock(tasks), None);
+        if let Some(txn) = &self.txn {
+            return self.checkpoint_in_transaction(txn, tasks, consumer).await;
+        }
+        let mut pending = self.take(&lock(tasks), None);
         if pending.is_empty() {
             return Ok(());
         }
         let mut deliveries = Vec::new();
         for p in &pending {
-            for (key, value) in &p.records {
+            for (key, value) in p.records() {
                 deliveries.push(
-                    crate::kafka::enqueue(&self.producer, self.record(p, key, value))
+                    crate::kafka::enqueue(&self.producer, self.record(p, key, value.as_deref()))
                         .await
                         .with_context(|| format!("writing a checkpoint to {}", self.state_topic))?,
                 );
@@ -393,6 +305,7 @@ impl Checkpointer {
                 .await
                 .with_context(|| format!("writing a checkpoint to {}", self.state_topic))?;
         }
+        self.delivered(&mut lock(tasks), &mut pending);
         match self.commit(consumer, &pending) {
             Ok(()) => self.committed(&mut lock(tasks), &pending),
             // The checkpoint stays written; the next one takes the same slot again.
@@ -414,35 +327,19 @@ impl Checkpointer {
         revoked: &[i32],
         drain: Duration,
     ) {
+        if let Some(txn) = &self.txn {
+            return self.flush_revoked_in_transaction(txn, tasks, consumer, revoked, drain);
+        }
         let mut tasks = lock(tasks);
         let pending = self.take(&tasks, Some(revoked));
         let started = Instant::now();
-        let mut deliveries: Vec<DeliveryFuture> = Vec::new();
-        let mut failed = false;
-        'send: for p in &pending {
-            for (key, value) in &p.records {
-                let mut record = self.record(p, key, value);
-                loop {
-                    match self.producer.send_result(record) {
-                        Ok(d) => {
-                            deliveries.push(d);
-                            break;
-                        }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                            if started.elapsed() < drain =>
-                        {
-                            record = back;
-                            self.producer.poll(Duration::from_millis(10));
-                        }
-                        Err((err, _)) => {
-                            tracing::warn!(%err, "checkpoint at revoke not written");
-                            failed = true;
-                            break 'send;
-                        }
-                    }
-                }
+        let (mut failed, deliveries) = match self.send_now(&pending, started, drain) {
+            Ok(deliveries) => (false, deliveries),
+            Err(err) => {
+                tracing::warn!(%err, "checkpoint at revoke not written");
+                (true, Vec::new())
             }
-        }
+        };
         if !failed && !deliveries.is_empty() {
             let _ = self.producer.flush(drain.saturating_sub(started.elapsed()));
             failed = !deliveries
@@ -455,6 +352,13 @@ impl Checkpointer {
                 "checkpoint at revoke not delivered: the next owner replays from the previous checkpoint"
             );
         } else if !pending.is_empty() {
+            // The state is dropped below: its books with it.
+            for p in &pending {
+                if let Some(planned) = &p.planned {
+                    self.metrics
+                        .written(self.stage, planned.written_bytes, planned.chunks_written);
+                }
+            }
             match self.commit(consumer, &pending) {
                 Ok(()) => self.committed(&mut tasks, &pending),
                 Err(err) => tracing::warn!(%err, "commit at revoke failed"),
@@ -503,6 +407,8 @@ impl StateReader {
             &[
                 // Never joins the group nor commits: it only reads.
                 ("enable.auto.commit", "false"),
+                // A checkpoint of an aborted transaction (exactly-once) is not one.
+                ("isolation.level", "read_committed"),
                 ("enable.partition.eof", "true"),
                 ("auto.offset.reset", "earliest"),
                 // The end of an empty partition is seen at the first empty fetch.
@@ -610,17 +516,21 @@ pub fn restore<S>(
 ) -> anyhow::Result<Task<S>> {
     let started = Instant::now();
     let stage = checkpointer.stage.as_str();
-    let (choice, bytes) = match read {
-        Some(read) => (choose(&read.latest, committed), read.bytes),
+    let (choice, book, bytes) = match read {
+        Some(read) => {
+            let (choice, book) = super::checkpoint::choose(&read.latest, committed);
+            (choice, book, read.bytes)
+        }
         None => (
             Choice::Cold {
                 reason: ColdStart::Memory,
                 next_gen: 0,
             },
+            ChunkBook::default(),
             0,
         ),
     };
-    let cold = |reason: ColdStart, gen: u64| -> anyhow::Result<Task<S>> {
+    let cold = |reason: ColdStart, gen: u64, book: ChunkBook| -> anyhow::Result<Task<S>> {
         checkpointer.metrics.cold_start(checkpointer.stage, reason);
         match reason {
             ColdStart::Empty | ColdStart::Memory => tracing::info!(stage, partition, ?committed, reason = reason.as_str(), "no detector state to restore: starting this partition cold"),
@@ -631,6 +541,8 @@ pub fn restore<S>(
             next_offset: committed,
             since_checkpoint: 0,
             next_gen: gen,
+            book,
+            state_bytes: 0,
         })
     };
     let task = match choice {
@@ -649,14 +561,16 @@ pub fn restore<S>(
                     next_offset: Some(offset),
                     since_checkpoint: 0,
                     next_gen: gen + 1,
+                    book,
+                    state_bytes: state.len() as u64,
                 }
             }
             Err(err) => {
                 tracing::warn!(stage, partition, %err, "the checkpoint cannot be used");
-                cold(ColdStart::Snapshot(err.reason()), gen + 1)?
+                cold(ColdStart::Snapshot(err.reason()), gen + 1, book)?
             }
         },
-        Choice::Cold { reason, next_gen } => cold(reason, next_gen)?,
+        Choice::Cold { reason, next_gen } => cold(reason, next_gen, book)?,
     };
     checkpointer
         .metrics
@@ -689,7 +603,8 @@ pub async fn ensure_topic(
         Some(n) => Some(n),
         None => {
             let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication))
-                .set("cleanup.policy", "compact");
+                .set("cleanup.policy", "compact")
+                .set("segment.ms", STATE_SEGMENT_MS);
             let outcome = match admin.create_topics([&new], &options).await {
                 Ok(results) => match results.into_iter().next() {
                     Some(Ok(_)) => Ok(true),
@@ -704,7 +619,7 @@ pub async fn ensure_topic(
                     tracing::info!(
                         topic,
                         partitions,
-                        "state topic created (cleanup.policy=compact)"
+                        "state topic created (cleanup.policy=compact, segment.ms={STATE_SEGMENT_MS})"
                     );
                     return Ok(PolicyCheck::default());
                 }
@@ -772,108 +687,4 @@ async fn check_policy(
         None => tracing::warn!(topic, "could not read the state topic's cleanup.policy (the broker does not describe topic configurations); it must be compact"),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn written(records: &[(String, Vec<u8>)], into: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
-        for (k, v) in records {
-            into.insert(k.as_bytes().to_vec(), v.clone());
-        }
-    }
-
-    #[test]
-    fn the_checkpoint_at_the_committed_offset_is_restored() {
-        let state: Vec<u8> = (0..(CHUNK_BYTES * 2 + 10)).map(|i| i as u8).collect();
-        let mut latest = BTreeMap::new();
-        written(&checkpoint_records(0, 100, b"first"), &mut latest);
-        written(&checkpoint_records(1, 200, &state), &mut latest);
-        assert_eq!(
-            choose(&latest, Some(200)),
-            Choice::Restore {
-                gen: 1,
-                offset: 200,
-                state: state.clone()
-            }
-        );
-        assert_eq!(
-            choose(&latest, Some(100)),
-            Choice::Restore {
-                gen: 0,
-                offset: 100,
-                state: b"first".to_vec()
-            },
-            "written but not committed: the other slot"
-        );
-        assert_eq!(
-            choose(&latest, Some(150)),
-            Choice::Cold {
-                reason: ColdStart::OffsetMismatch,
-                next_gen: 2
-            }
-        );
-        assert_eq!(
-            choose(&latest, None),
-            Choice::Cold {
-                reason: ColdStart::NoCommit,
-                next_gen: 2
-            }
-        );
-        assert_eq!(
-            choose(&BTreeMap::new(), Some(5)),
-            Choice::Cold {
-                reason: ColdStart::Empty,
-                next_gen: 0
-            }
-        );
-    }
-
-    #[test]
-    fn a_checkpoint_cut_short_leaves_the_other_slot_whole() {
-        let big: Vec<u8> = vec![7; CHUNK_BYTES * 3];
-        let mut latest = BTreeMap::new();
-        written(&checkpoint_records(4, 400, &big), &mut latest);
-        written(&checkpoint_records(5, 500, b"five"), &mut latest);
-        // Generation 6 (slot 0 again) killed after its first chunk.
-        let six = checkpoint_records(6, 600, &vec![9; CHUNK_BYTES * 2]);
-        written(&six[..1], &mut latest);
-        assert!(matches!(
-            choose(&latest, Some(400)),
-            Choice::Cold {
-                reason: ColdStart::OffsetMismatch,
-                ..
-            }
-        ));
-        assert_eq!(
-            choose(&latest, Some(500)),
-            Choice::Restore {
-                gen: 5,
-                offset: 500,
-                state: b"five".to_vec()
-            }
-        );
-        // Killed after every chunk but before the manifest: the old manifest names
-        // generation 4 while its chunks now carry 6.
-        written(&six[..2], &mut latest);
-        assert!(matches!(choose(&latest, Some(400)), Choice::Cold { .. }));
-    }
-
-    #[test]
-    fn a_manifest_that_cannot_be_read_is_a_cold_start_with_its_reason() {
-        let mut latest = BTreeMap::new();
-        latest.insert(b"0/m".to_vec(), b"{not json".to_vec());
-        assert!(matches!(
-            choose(&latest, Some(1)),
-            Choice::Cold {
-                reason: ColdStart::Manifest,
-                ..
-            }
-        ));
-        let labels: Vec<&str> = ColdStart::ALL.iter().map(|c| c.as_str()).collect();
-        for reason in ["not_a_snapshot", "version", "kind", "corrupt", "config"] {
-            assert!(labels.contains(&reason), "{reason}");
-        }
-    }
 }

@@ -105,6 +105,12 @@ pub(super) async fn consume(
         if !batch.messages.is_empty() {
             health.progress();
         }
+        // After an aborted transaction: back to the committed offsets; the batch in
+        // hand is consumed again from there.
+        if checkpointer.rewind_if_needed(&tasks, consumer)? {
+            at_end.clear();
+            continue;
+        }
         // Restore newly assigned partitions before any of their records.
         let now = assigned_partitions(consumer, &d.input_topic);
         super::follow_assignment(
@@ -144,6 +150,9 @@ pub(super) async fn consume(
             sources.release_quiet(&mut tasks, idle_after, &mut outputs);
             outputs
         };
+        if !outputs.is_empty() {
+            checkpointer.begin()?;
+        }
         let mut deliveries = Vec::new();
         for output in outputs {
             send(

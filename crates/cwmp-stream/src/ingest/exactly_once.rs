@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -25,8 +24,7 @@ use super::{process_batch, produce_outcome, IngestConsumer, IngestMetrics, Inges
 use crate::config::Config;
 use crate::health::Health;
 use crate::kafka::properties::{producer_defaults, TRANSACTIONAL_CONSUMER, TRANSACTIONAL_PRODUCER};
-
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::kafka::transaction::{classify, TxnError, TXN_TIMEOUT};
 
 /// The transactional id: configured, or `<group_id>-<HOSTNAME>` (the pod name on Kubernetes).
 pub fn transactional_id(config: &Config) -> String {
@@ -132,24 +130,6 @@ pub async fn run(
     health.set_draining();
     tracing::info!("ingest stopped");
     Ok(())
-}
-
-enum TxnError {
-    Abortable(anyhow::Error),
-    Fatal(anyhow::Error),
-}
-
-fn classify(err: KafkaError, what: &str) -> TxnError {
-    let fatal = match &err {
-        KafkaError::Transaction(e) => e.is_fatal() || !e.txn_requires_abort() && !e.is_retriable(),
-        _ => false,
-    };
-    let err = anyhow::Error::new(err).context(what.to_owned());
-    if fatal {
-        TxnError::Fatal(err)
-    } else {
-        TxnError::Abortable(err)
-    }
 }
 
 /// One transaction: outputs of the batch, then its input offsets, then commit.

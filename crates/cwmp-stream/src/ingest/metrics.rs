@@ -60,23 +60,7 @@ impl MessageResult {
     }
 }
 
-/// How an exactly-once transaction ended: the `outcome` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxnOutcome {
-    Committed,
-    Aborted,
-}
-
-impl TxnOutcome {
-    pub const ALL: [TxnOutcome; 2] = [TxnOutcome::Committed, TxnOutcome::Aborted];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TxnOutcome::Committed => "committed",
-            TxnOutcome::Aborted => "aborted",
-        }
-    }
-}
+pub use crate::kafka::transaction::TxnOutcome;
 
 #[derive(Clone, Debug)]
 pub struct IngestMetrics {

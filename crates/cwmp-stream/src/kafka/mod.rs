@@ -10,12 +10,14 @@
 //! - [`quiet`]: repeated client errors at a bounded rate, and broker outages.
 //! - [`produce`]: producers, backpressured enqueue, delivery reports, and how an
 //!   input position is written in messages.
+//! - [`transaction`]: the bound of transactional calls and which failures abort.
 
 pub mod consume;
 pub mod context;
 pub mod produce;
 pub mod properties;
 pub mod quiet;
+pub mod transaction;
 
 pub use consume::{
     assigned, commit_stored, consumer_error, group_consumer, partition_count, recv, recv_batch,

@@ -73,6 +73,12 @@ impl Broker {
             .await
     }
 
+    /// A topic that deletes old records (the default policy, written out).
+    pub async fn create_deleting_topic(&self, name: &str, partitions: i32) {
+        self.create_topic_with(name, partitions, &[("cleanup.policy", "delete")])
+            .await
+    }
+
     pub async fn create_topic(&self, name: &str, partitions: i32) {
         self.create_topic_with(name, partitions, &[]).await
     }
