@@ -231,13 +231,14 @@ fn by_last_seen<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
-    let mut order: Vec<(u32, u64)> = devices.iter().map(|(k, d)| (d.last_seen, *k)).collect();
-    order.sort_unstable();
+    // By value: sorting references would chase each into the table at every
+    // comparison.
+    let mut order: Vec<(u32, u64, DeviceState)> =
+        devices.iter().map(|(k, d)| (d.last_seen, *k, *d)).collect();
+    order.sort_unstable_by_key(|&(seen, key, _)| (seen, key));
     let mut map = serializer.serialize_map(Some(order.len()))?;
-    for (_, key) in order {
-        if let Some(d) = devices.get(&key) {
-            map.serialize_entry(&key, d)?;
-        }
+    for (_, key, d) in &order {
+        map.serialize_entry(key, d)?;
     }
     map.end()
 }

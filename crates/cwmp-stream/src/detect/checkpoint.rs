@@ -327,8 +327,13 @@ pub fn newest_offset(latest: &BTreeMap<Vec<u8>, Vec<u8>>) -> Option<i64> {
 /// of each key of a state partition, and says what the partition holds (for the
 /// checkpoints that follow).
 pub fn choose(latest: &BTreeMap<Vec<u8>, Vec<u8>>, committed: Option<i64>) -> (Choice, ChunkBook) {
+    // A chunk whose content does not match its name is not counted as stored: a
+    // checkpoint that needs that content writes it again.
     let mut book = ChunkBook {
-        stored: latest.keys().filter_map(|k| chunk_id(k)).collect(),
+        stored: latest
+            .iter()
+            .filter_map(|(k, v)| chunk_id(k).filter(|&id| xxh3_128(v) == id))
+            .collect(),
         ..ChunkBook::default()
     };
     for key in latest.keys() {
@@ -593,7 +598,8 @@ mod tests {
             assert_eq!(q.restore(500), restored(5, 500, &five), "cut at {cut}");
             assert_eq!(q.restore(400), restored(4, 400, &four), "cut at {cut}");
         }
-        // A chunk that lost its content is no checkpoint.
+        // A chunk that lost its content is no checkpoint, and is written again by
+        // the next checkpoint that needs it.
         let mut q = Partition(p.0.clone());
         let key =
             q.0.keys()
@@ -605,6 +611,9 @@ mod tests {
             matches!(q.restore(500), Choice::Cold { .. })
                 || matches!(q.restore(400), Choice::Cold { .. })
         );
+        let (_, mut damaged) = choose(&q.0, Some(500));
+        q.checkpoint(&mut damaged, 6, 600, &four);
+        assert_eq!(q.restore(600), restored(6, 600, &four));
     }
 
     #[test]
