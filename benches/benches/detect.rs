@@ -145,8 +145,7 @@ fn state_per_device() {
     // checkpoint writes after 10 s and after 60 s of it (the default interval, and
     // six of them), per record processed in between.
     let mut d = 0u64;
-    let mut gen = 2;
-    for span_s in [10u64, 60] {
+    for (gen, span_s) in (2..).zip([10u64, 60]) {
         let upto = d + n * span_s / 3600;
         let inputs = upto - d;
         while d < upto {
@@ -170,7 +169,6 @@ fn state_per_device() {
             took.as_secs_f64()
         );
         planned.delivered(&mut book);
-        gen += 1;
     }
 }
 
